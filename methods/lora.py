@@ -1,0 +1,67 @@
+"""LoRA: Low-Rank Adaptation of Large Language Models (Hu et al., 2021), arXiv:2106.09685.
+
+What trains: a rank-r pair (A: r x in, B: out x r) beside each targeted linear layer; the update is
+(alpha / r) * B @ A. Init: A Kaiming-uniform, B zero, so the model starts exactly at the base.
+Frozen: every base weight. Delegates to `peft` (LoraConfig). PiSSA and DoRA reuse this config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from peft import LoraConfig
+
+from methods.base import BuildContext, MethodConfig
+from methods.peft_backed import PeftMethod
+from methods.registry import register
+
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class LoRAConfig(MethodConfig):
+    """
+    Attributes:
+        r: rank of the update.
+        alpha: scaling numerator; the update is scaled by alpha / r.
+        dropout: dropout on the adapter input.
+        target_modules: suffixes of the linear layers that get an adapter.
+    """
+
+    lr: float = 2e-4
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ALL_LINEAR
+
+    def validate(self) -> None:
+        self.require(self.r >= 1, "r", self.r, "the rank must be >= 1")
+        self.require(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "must be in [0, 1)")
+        self.require(len(self.target_modules) > 0, "target_modules", self.target_modules, "name at least one module")
+
+
+@register
+class LoRA(PeftMethod):
+    name = "lora"
+    config_class = LoRAConfig
+    family = "lora"
+    paper = "LoRA: Low-Rank Adaptation of Large Language Models (2021), arXiv:2106.09685"
+    mergeable = True
+
+    init_lora_weights: bool | str = True
+    use_dora: bool = False
+
+    def lora_alpha(self) -> float:
+        return self.config.alpha
+
+    def peft_config(self, context: BuildContext) -> LoraConfig:
+        c = self.config
+        return LoraConfig(
+            r=c.r,
+            lora_alpha=self.lora_alpha(),
+            lora_dropout=c.dropout,
+            target_modules=list(c.target_modules),
+            init_lora_weights=self.init_lora_weights,
+            use_dora=self.use_dora,
+            task_type="CAUSAL_LM",
+        )

@@ -1,0 +1,45 @@
+"""Shared plumbing for methods that delegate to HF `peft`: target checks, wrapping, saving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from peft import PeftConfig, get_peft_model
+from torch import nn
+
+from harness.errors import HarnessError
+from methods.base import BuildContext, Method, directory_bytes
+
+
+def linear_module_suffixes(model: nn.Module) -> list[str]:
+    return sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, nn.Linear)})
+
+
+def check_targets(model: nn.Module, targets: tuple[str, ...], option: str = "target_modules") -> None:
+    """Fail with the valid names when a target matches nothing (peft's own error is a traceback)."""
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [t for t in targets if t not in present]
+    if missing:
+        raise HarnessError(
+            f"method.{option}: {', '.join(missing)} match no module of this model; "
+            f"linear modules here: {', '.join(linear_module_suffixes(model))}"
+        )
+
+
+class PeftMethod(Method):
+    """A method whose model surgery is entirely `peft.get_peft_model(model, self.peft_config())`."""
+
+    backend = "peft"
+    target_option: str | None = "target_modules"
+
+    def peft_config(self, context: BuildContext) -> PeftConfig:
+        raise NotImplementedError
+
+    def apply(self, model: nn.Module, context: BuildContext) -> nn.Module:
+        if self.target_option:
+            check_targets(model, tuple(getattr(self.config, self.target_option)), self.target_option)
+        return get_peft_model(model, self.peft_config(context))
+
+    def save(self, model: nn.Module, directory: Path) -> int:
+        model.save_pretrained(directory)
+        return directory_bytes(directory)
