@@ -26,7 +26,7 @@ from harness.data_sources import SourceUnavailable, first_available, hub_loader
 from harness.errors import HarnessError
 from harness.hashing import hash_object
 from harness.metrics import Metric, mean_and_stderr
-from harness.scoring import chunk_cross_entropy, token_log_probs
+from harness.scoring import chunk_cross_entropy, continuation_log_probs
 
 KL_PROMPTS = (
     "The history of the city begins",
@@ -105,27 +105,33 @@ class KLDriftProbe:
 
     def __init__(self, cfg: Mapping[str, Any]):
         self.cfg = cfg
-        self.sequences: torch.Tensor | None = None
-        self.base_log_probs: torch.Tensor | None = None
+        self.sequences: list[torch.Tensor] = []
+        self.base_log_probs: list[torch.Tensor] = []
 
     @torch.no_grad()
     def baseline(self, model: nn.Module, tok: PreTrainedTokenizerBase, model_identity: dict, device: torch.device) -> None:
         model.eval()
-        rows = []
-        for prompt in KL_PROMPTS[: self.cfg["n_prompts"]]:
-            enc = tok(prompt, return_tensors="pt").to(device)
-            # min_new_tokens keeps all rows the same length, so they batch without padding.
-            gen = model.generate(**enc, do_sample=False, max_new_tokens=self.cfg["new_tokens"],
-                                 min_new_tokens=self.cfg["new_tokens"], pad_token_id=tok.pad_token_id)
-            rows.append(gen[0, -(self.cfg["new_tokens"] + 1) :].cpu())
-        self.sequences = torch.stack(rows)
-        self.base_log_probs = token_log_probs(model, self.sequences, self.cfg["batch_size"], device)
+        n_new = self.cfg["new_tokens"]
+        tok.padding_side = "left"
+        try:
+            enc = tok(list(KL_PROMPTS[: self.cfg["n_prompts"]]), return_tensors="pt", padding=True).to(device)
+        finally:
+            tok.padding_side = "right"
+        # min_new_tokens: every prompt gets exactly n_new continuation tokens.
+        gen = model.generate(**enc, do_sample=False, max_new_tokens=n_new, min_new_tokens=n_new,
+                             pad_token_id=tok.pad_token_id).cpu()
+        width = enc["input_ids"].shape[1]
+        prompt_masks = enc["attention_mask"].bool().cpu()
+        self.sequences = [torch.cat([g[:width][m], g[width:]]) for g, m in zip(gen, prompt_masks)]
+        self.base_log_probs = [continuation_log_probs(model, s, n_new, device) for s in self.sequences]
 
     def measure(self, model: nn.Module, tok: PreTrainedTokenizerBase, device: torch.device) -> list[Metric]:
-        assert self.sequences is not None and self.base_log_probs is not None
-        tuned = token_log_probs(model, self.sequences, self.cfg["batch_size"], device)
-        base = self.base_log_probs
-        kl = (base.exp() * (base - tuned)).sum(-1).mean(-1).tolist()  # per prompt, mean over positions
+        assert self.sequences, "baseline() must run before the method is applied"
+        n_new = self.cfg["new_tokens"]
+        kl = []
+        for seq, base in zip(self.sequences, self.base_log_probs):
+            tuned = continuation_log_probs(model, seq, n_new, device)
+            kl.append(float((base.exp() * (base - tuned)).sum(-1).mean()))  # mean over positions
         mean, se = mean_and_stderr(kl)
         return [Metric("forgetting/kl_drift", "forgetting_kl", mean, se, len(kl), False, "forgetting/kl_drift/v1")]
 

@@ -18,20 +18,22 @@ from harness.experiment import CONF_DIR, prepare
 
 def expand_jobs(overrides: Sequence[str]) -> list[list[str]]:
     """The override list of every job that Hydra's basic sweeper would launch."""
-    cfg = _compose(list(overrides), with_hydra=True)
+    parser = OverridesParser.create()
+    flags = ("-m", "--multirun")
+    cli = [o for o in overrides if o not in flags]
+    parsed = parser.parse_overrides(cli)
+    cfg = _compose([o.input_line for o in parsed if not o.is_sweep_override()], with_hydra=True)
+    multirun = str(cfg.hydra.mode) == "RunMode.MULTIRUN" or any(f in overrides for f in flags)
+    if not multirun and any(o.is_sweep_override() for o in parsed):
+        sweeping = next(o.input_line for o in parsed if o.is_sweep_override())
+        raise HarnessError(f"{sweeping} lists several values but this is a single run; add -m or use +sweep=NAME")
     params = cfg.hydra.sweeper.get("params") or {}
-    multirun = str(cfg.hydra.mode) == "RunMode.MULTIRUN" or "-m" in overrides or "--multirun" in overrides
-    args = [f"{k}={v}" for k, v in params.items()] + [o for o in overrides if o not in ("-m", "--multirun")]
-    parsed = OverridesParser.create().parse_overrides(args)
-    axes = []
-    for o in parsed:
-        key = o.get_key_element()
-        values = list(o.sweep_string_iterator()) if (multirun and o.is_sweep_override()) else [o.get_value_element_as_str()]
-        axes.append([f"{key}={v}" for v in values])
-    # a later override of the same key replaces an earlier one, as in Hydra
+    # Command-line overrides come after the sweep file's axes: for the same key they win, as in Hydra.
     by_key: dict[str, list[str]] = {}
-    for axis in axes:
-        by_key[axis[0].split("=", 1)[0]] = axis
+    for o in parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + cli):
+        key = o.get_key_element()
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        by_key[key] = [f"{key}={v}" for v in values]
     return [list(combo) for combo in itertools.product(*by_key.values())]
 
 

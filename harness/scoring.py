@@ -31,29 +31,28 @@ def target_cross_entropy(
         idx = order[start : start + batch_size]
         batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()}
         labels = batch.pop("labels")
-        logits = model(**batch).logits
-        # Prompt-tuning models prepend virtual tokens: keep only the positions of real tokens.
-        logits = logits[:, -labels.shape[1] :, :]
-        nll = F.cross_entropy(
-            logits[:, :-1].transpose(1, 2).float(), labels[:, 1:], ignore_index=IGNORE, reduction="none"
-        )
-        counts = (labels[:, 1:] != IGNORE).sum(dim=1)
+        # The vocabulary projection is the costliest layer on small models: compute logits only
+        # from the first position that predicts a target token of any row.
+        first = max(int((labels != IGNORE).float().argmax(dim=1).min()) - 1, 0)
+        keep = labels.shape[1] - first
+        logits = model(**batch, logits_to_keep=keep).logits[:, -keep:, :]
+        predicting, targets = logits[:, :-1], labels[:, first + 1 :]  # position j predicts token j+1
+        mask = targets != IGNORE
+        nll = torch.zeros(targets.shape, device=logits.device)
+        nll[mask] = F.cross_entropy(predicting[mask].float(), targets[mask], reduction="none")
         for row, i in enumerate(idx):
-            out[i] = (float(nll[row].sum()), int(counts[row]))
+            out[i] = (float(nll[row].sum()), int(mask[row].sum()))
     return out
 
 
 @torch.no_grad()
-def token_log_probs(model: nn.Module, sequences: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    """log p(token t+1 | tokens <= t) over the vocabulary for equal-length `sequences` [N, L]:
-    returns [N, L-1, V] on CPU (the last position predicts nothing we hold)."""
+def continuation_log_probs(model: nn.Module, sequence: torch.Tensor, n_last: int, device: torch.device) -> torch.Tensor:
+    """Next-token log-probabilities over the vocabulary at the positions that predict the last
+    `n_last` tokens of `sequence` (1-D, no padding): [n_last, V] on CPU."""
     model.eval()
-    out = []
-    for start in range(0, sequences.shape[0], batch_size):
-        batch = sequences[start : start + batch_size].to(device)
-        logits = model(input_ids=batch, attention_mask=torch.ones_like(batch)).logits[:, -batch.shape[1] :, :]
-        out.append(F.log_softmax(logits[:, :-1].float(), dim=-1).cpu())
-    return torch.cat(out)
+    ids = sequence[None].to(device)
+    logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), logits_to_keep=n_last + 1).logits
+    return F.log_softmax(logits[0, -(n_last + 1) : -1].float(), dim=-1).cpu()
 
 
 @torch.no_grad()

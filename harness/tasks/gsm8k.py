@@ -126,7 +126,7 @@ class GSM8K(Task):
         strict = [float(extract_strict(o) == r) for o, r in zip(outputs, refs)]
         flexible = [float(extract_flexible(o) == r) for o, r in zip(outputs, refs)]
         ce = target_cross_entropy(
-            ctx.model, ctx.tokenizer, [self.training_pair(x) for x in items], c["eval_batch_size"], ctx.max_len, ctx.device
+            ctx.model, ctx.tokenizer, [self.training_pair(x) for x in items], c["score_batch_size"], ctx.max_len, ctx.device
         )
         per_item_ce = [nll / max(n, 1) for nll, n in ce]
         rows = []

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("HARNESS_TEST_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "gsm8k" / "train.jsonl").is_file():
+        pytest.fail(f"test data missing: {SHARED_DATA} (set HARNESS_TEST_DATA_DIR to a folder in ../shared/data's layout)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """tiny-random-llama as the harness loads it (a fresh copy per call of the returned factory)."""
+    from harness.experiment import CONF_DIR
+    from harness.models import load_model
+    import yaml
+
+    cfg = yaml.safe_load((CONF_DIR / "model" / "tiny-random-llama.yaml").read_text())
+    return lambda: load_model(cfg, CONF_DIR)
+
+
+def run_cli(args: list[str], results: Path, env_extra: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "harness", f"results_dir={results}", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+    )
