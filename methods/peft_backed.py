@@ -40,6 +40,9 @@ class PeftMethod(Method):
             check_targets(model, tuple(getattr(self.config, self.target_option)), self.target_option)
         return get_peft_model(model, self.peft_config(context))
 
+    def merge(self, model: nn.Module) -> None:
+        model.merge_adapter()
+
     def save(self, model: nn.Module, directory: Path) -> int:
         model.save_pretrained(directory)
         return directory_bytes(directory)

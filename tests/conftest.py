@@ -21,9 +21,10 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model():
     """tiny-random-llama as the harness loads it (a fresh copy per call of the returned factory)."""
+    import yaml
+
     from harness.experiment import CONF_DIR
     from harness.models import load_model
-    import yaml
 
     cfg = yaml.safe_load((CONF_DIR / "model" / "tiny-random-llama.yaml").read_text())
     return lambda: load_model(cfg, CONF_DIR)

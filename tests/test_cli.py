@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 
 from harness.store import ResultStore
@@ -74,9 +73,10 @@ def test_output_location_does_not_change_run_id(smoke_sweep, shared_data, tmp_pa
     ("method=lora,nope", "unknown method 'nope'"),
     ("method.r=-1", "method.r=-1 is invalid"),
     ("budget.max_steps=0", "budget.max_steps=0 is impossible"),
+    ("model=qwen2.5-0.5b", "loads Qwen/Qwen2.5-0.5B from the Hugging Face hub, which is unreachable"),
 ])
 def test_bad_input_is_one_line_error_without_rows(tmp_path, override, needle):
-    proc = run_cli([*SMOKE, override], tmp_path)
+    proc = run_cli([*SMOKE, override], tmp_path, {"HF_HUB_OFFLINE": "0"})  # the hub is unreachable here
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], proc.stderr
@@ -101,9 +101,10 @@ def test_nan_loss_is_a_failed_run_without_metrics(tmp_path, shared_data):
 
 
 def test_two_sweeps_in_the_same_second_get_their_own_folders(tmp_path, shared_data):
+    import os
     import subprocess
     import sys
-    import os
+
     from tests.conftest import REPO
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARNESS_DATA_DIR": str(shared_data)}

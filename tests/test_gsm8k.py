@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from harness.errors import HarnessError
-from harness.tasks.gsm8k import GSM8K, extract_flexible, extract_strict, reference_answer
 from harness.experiment import CONF_DIR
-
-import yaml
+from harness.tasks.gsm8k import (
+    GSM8K,
+    extract_flexible,
+    extract_strict,
+    reference_answer,
+)
 
 TASK_CFG = yaml.safe_load((CONF_DIR / "task" / "gsm8k.yaml").read_text())
 

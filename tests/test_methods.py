@@ -142,3 +142,18 @@ def test_unknown_target_module_names_the_option(tiny_model):
     loaded = tiny_model()
     with pytest.raises(HarnessError, match="method.target_modules: attn_c"):
         _build(loaded, name="lora", target_modules=["attn_c"])
+
+
+@pytest.mark.parametrize("name", ["lora", "pissa", "dora", "ia3"])
+def test_merged_and_unmerged_outputs_agree(tiny_model, name):
+    loaded = tiny_model()
+    method, model = _build(loaded, name=name)
+    assert method.mergeable
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:  # move away from init so the merge has something to fold
+                p.add_(torch.randn_like(p) * 0.1)
+    ids = _inputs()
+    unmerged = _logits(model, ids)
+    method.merge(model)
+    torch.testing.assert_close(_logits(model, ids), unmerged, atol=1e-4, rtol=1e-4)
