@@ -118,9 +118,10 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
     max_len = int(cfg.train.max_seq_len)
     encoded = [encode_pair(tok, *p.task.training_pair(x), max_len) for x in p.data.train]
     encoded = [(ids + [tok.eos_token_id], labels + [tok.eos_token_id]) for ids, labels in encoded]
-    batches = batch_stream(encoded, int(cfg.train.batch_size), tok.pad_token_id, int(cfg.train.data_seed))
-    if p.method.needs_calibration:
-        p.method.calibrate(model, (next(batches) for _ in range(4)))
+    batch_size, data_seed = int(cfg.train.batch_size), int(cfg.train.data_seed)
+    batches = batch_stream(encoded, batch_size, tok.pad_token_id, data_seed)
+    if p.method.needs_calibration:  # a stream of its own: training order stays the same for every method
+        p.method.calibrate(model, batch_stream(encoded, batch_size, tok.pad_token_id, data_seed + 1))
 
     torch.manual_seed(int(cfg.seed))  # the method's own init (adapter weights) depends on the seed only
     model = p.method.apply(model, BuildContext(tok, loaded.tokenizer_path))
@@ -128,7 +129,7 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
     row.update(trainable_params=trainable, total_params=total, trainable_pct=100.0 * trainable / total)
 
     mean_len = sum(len(ids) for ids, _ in encoded) / len(encoded)
-    hint = mean_len * int(cfg.train.batch_size) * int(cfg.train.grad_accum)
+    hint = mean_len * batch_size * int(cfg.train.grad_accum)
     with PeakMemory(device) as peak:
         result = train(model, p.method, batches, cfg.train, lr, p.budget, device, hint,
                        on_step=lambda s, loss, cur_lr: tracker.log({"train/loss": loss, "train/lr": cur_lr}, step=s))

@@ -92,7 +92,9 @@ def train(
                 loss = method.training_step(model, batch)
             else:
                 with autocast():
-                    loss = model(**batch).loss / accum
+                    loss = model(**batch).loss
+                    extra = method.regularization(model)
+                    loss = (loss if extra is None else loss + extra) / accum
                 loss.backward()
             step_loss += float(loss.detach())
         if not math.isfinite(step_loss):

@@ -8,8 +8,10 @@ the five shapes methods come in:
 * change what trains over time (LISA): `on_step` runs before every optimizer step;
 * replace the optimizer (LoRA+, LoRA-FA, MeZO): `build_optimizer`, and `training_step` for
   methods that do not use a backward pass;
-* need data before training (CorDA, LoRA-GA): `needs_calibration` plus `calibrate`, called with a
-  few batches of the training data before `apply`.
+* need data before training (CorDA, LoRA-GA): `needs_calibration` plus `calibrate`, called before
+  `apply` with an endless stream of training batches (its own stream: the training order is the
+  same for every method);
+* add a term to the loss (SORSA's regulariser): `regularization`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -81,8 +83,8 @@ class Method:
         self.config = config
 
     # -- building -------------------------------------------------------------------------------
-    def calibrate(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]]) -> None:
-        """Look at a few training batches before `apply` (only when `needs_calibration`)."""
+    def calibrate(self, model: nn.Module, batches: Iterator[dict[str, torch.Tensor]]) -> None:
+        """Take as many training batches as the method needs before `apply` (only when `needs_calibration`)."""
 
     def apply(self, model: nn.Module, context: BuildContext) -> nn.Module:
         """Return the model to train; everything not meant to train must have requires_grad=False."""
@@ -96,8 +98,14 @@ class Method:
     def on_step(self, model: nn.Module, step: int) -> None:
         """Called before each optimizer step's forward pass; schedule-changing methods act here."""
 
+    def regularization(self, model: nn.Module) -> torch.Tensor | None:
+        """An extra term added to the task loss of every micro-batch (e.g. SORSA's orthonormality
+        penalty); None adds nothing."""
+        return None
+
     training_step: ClassVar[Callable[..., torch.Tensor] | None] = None
-    """Set by methods that replace forward+backward (zeroth-order); None means the standard one."""
+    """Set by methods that replace forward+backward (zeroth-order): `training_step(model, batch)`
+    returns the loss and leaves in `.grad` what the optimizer should apply; None means the standard one."""
 
     # -- after training -------------------------------------------------------------------------
     def merge(self, model: nn.Module) -> None:
