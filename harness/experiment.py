@@ -20,7 +20,8 @@ from harness.costs import PeakMemory, parameter_counts
 from harness.encoding import encode_pair
 from harness.errors import RunFailed
 from harness.forgetting import build_probe
-from harness.hashing import canonical_json, hash_object
+from harness.hashing import canonical_json
+from harness.identity import EXPERIMENT_KEYS, run_id
 from harness.metrics import Metric
 from harness.models import check_available, load_model
 from harness.provenance import git_state, versions
@@ -32,9 +33,6 @@ from methods.base import BuildContext
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
-# The config keys that define an experiment. Output locations, `force`, the device and logging
-# are left out: moving results or rerunning elsewhere must not change a run's identity.
-EXPERIMENT_KEYS = ("model", "method", "task", "budget", "seed", "train", "eval", "forgetting")
 
 
 @dataclass
@@ -62,8 +60,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     task = tasks.build(OmegaConf.to_container(cfg.task, resolve=True))
     data = task.load(OmegaConf.to_container(cfg.data, resolve=True))
     experiment = {k: plain(cfg[k]) for k in EXPERIMENT_KEYS}
-    run_id = hash_object({"experiment": experiment, "data": data.identity})
-    return Prepared(cfg, method, budget, task, data, experiment, run_id)
+    return Prepared(cfg, method, budget, task, data, experiment, run_id(experiment, data.identity))
 
 
 def pick_device(name: str) -> torch.device:

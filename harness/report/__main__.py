@@ -1,0 +1,49 @@
+"""`python -m harness.report RESULTS_DIR [--out DIR] [--metric NAME] [--confidence 0.95]`: write
+the leaderboards, paired comparisons and figures of a results folder, headless.
+
+Unreadable or missing part files are named on stderr (`warning: ...`) and the rest is reported;
+nothing to report is a one-line `error: ...` with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _confidence(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a confidence level; use a number between 0 and 1, e.g. 0.95")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: never open a window or need a display
+    from harness.errors import HarnessError
+    from harness.report.build import write_report
+    from harness.report.tables import markdown
+
+    parser = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("results_dir", help="the results_dir a sweep wrote to (holds runs/ and metrics/)")
+    parser.add_argument("--out", help="output folder (default: RESULTS_DIR/report)")
+    parser.add_argument("--metric", help="headline metric of the leaderboards (default: exact_match_flexible where measured)")
+    parser.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level of every interval (default: 0.95)")
+    args = parser.parse_args(argv)
+    try:
+        written = write_report(args.results_dir, args.out, args.metric, args.confidence)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for problem in written.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    for report in written.tasks:
+        print(f"== {report.task}: leaderboard\n{markdown(report.leaderboard_text())}\n")
+    print(f"wrote {len(written.files)} files to {written.out_dir} (start with {written.out_dir / 'index.md'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
