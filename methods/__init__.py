@@ -10,7 +10,7 @@ import pkgutil
 
 from methods.registry import build, get, names, register
 
-_INFRASTRUCTURE = {"base", "registry", "peft_backed", "__main__"}
+_INFRASTRUCTURE = {"base", "registry", "peft_backed", "native", "__main__"}
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE:

@@ -1,0 +1,103 @@
+"""LISA: Layerwise Importance Sampling for Memory-Efficient Large Language Model Fine-Tuning
+(Pan et al., 2024), arXiv:2403.17919.
+
+What trains: everything outside the decoder layers (embeddings, final norm, LM head) all the time,
+plus `n_layers` decoder layers drawn uniformly at random and redrawn every `interval` optimizer
+steps (the `on_step` hook); the other decoder layers are frozen in between. The draws come from a
+generator seeded by `seed`, so a run's schedule is reproducible. Init: the pretrained weights
+(nothing is added). The optimizer is handed every parameter (AdamW skips those without a
+gradient) and loses the moments of a layer when it is frozen again, so optimizer state exists
+only for the active layers, as in the paper. Trainable count at any time:
+total - sum(decoder layers) + n_layers * (one decoder layer). Implemented here (backend "native").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from harness.errors import HarnessError
+from methods.base import BuildContext, Method, MethodConfig
+from methods.native import decoder_layers, save_tensors
+from methods.registry import register
+
+
+@dataclass
+class LISAConfig(MethodConfig):
+    """
+    Attributes:
+        n_layers: decoder layers trained at a time (the paper's gamma).
+        interval: optimizer steps between two draws of the active layers (the paper's K).
+        seed: seed of the layer draws.
+    """
+
+    lr: float = 1e-5
+    n_layers: int = 1
+    interval: int = 20
+    seed: int = 0
+
+    def validate(self) -> None:
+        self.require(self.n_layers >= 1, "n_layers", self.n_layers, "train at least one decoder layer at a time")
+        self.require(self.interval >= 1, "interval", self.interval, "must be >= 1 optimizer step")
+
+
+@register
+class LISA(Method):
+    name = "lisa"
+    config_class = LISAConfig
+    family = "selective"
+    paper = (
+        "LISA: Layerwise Importance Sampling for Memory-Efficient Large Language Model Fine-Tuning "
+        "(2024), arXiv:2403.17919"
+    )
+    backend = "native"
+    mergeable = True  # trains in place: nothing to fold
+
+    def __init__(self, config: LISAConfig):
+        super().__init__(config)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.active: list[int] = []
+        self.ever_active: set[int] = set()
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def apply(self, model: nn.Module, context: BuildContext) -> nn.Module:
+        n_available = len(decoder_layers(model))
+        if self.config.n_layers > n_available:
+            raise HarnessError(
+                f"method.n_layers={self.config.n_layers} is invalid for this model: it has {n_available} decoder layers"
+            )
+        for p in model.parameters():
+            p.requires_grad_(True)
+        self._draw(model)
+        return model
+
+    def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+        # Every parameter, because layers frozen now are drawn later; AdamW skips grad-less ones.
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=self.config.weight_decay)
+        return self.optimizer
+
+    def on_step(self, model: nn.Module, step: int) -> None:
+        if step > 0 and step % self.config.interval == 0:
+            self._draw(model)
+
+    def _draw(self, model: nn.Module) -> None:
+        layers = decoder_layers(model)
+        order = torch.randperm(len(layers), generator=self.generator)
+        self.active = sorted(order[: self.config.n_layers].tolist())
+        self.ever_active.update(self.active)
+        for i, layer in enumerate(layers):
+            layer.requires_grad_(i in self.active)
+            if i not in self.active and self.optimizer is not None:
+                for p in layer.parameters():
+                    self.optimizer.state.pop(p, None)
+
+    def save(self, model: nn.Module, directory: Path) -> int:
+        layers = decoder_layers(model)
+        in_layers = {id(p) for layer in layers for p in layer.parameters()}
+        trained_layers = {id(p) for i in self.ever_active for p in layers[i].parameters()}
+        tensors = {name: p for name, p in model.named_parameters()
+                   if id(p) not in in_layers or id(p) in trained_layers}
+        return save_tensors(tensors, directory)
