@@ -89,7 +89,7 @@ def train(
             batch = {k: v.to(device) for k, v in next(batches).items()}
             result.tokens += int(batch["attention_mask"].sum())
             if method.training_step is not None:
-                loss = method.training_step(model, batch)
+                loss = method.training_step(model, batch, 1.0 / accum)
             else:
                 with autocast():
                     loss = model(**batch).loss

@@ -104,8 +104,9 @@ class Method:
         return None
 
     training_step: ClassVar[Callable[..., torch.Tensor] | None] = None
-    """Set by methods that replace forward+backward (zeroth-order): `training_step(model, batch)`
-    returns the loss and leaves in `.grad` what the optimizer should apply; None means the standard one."""
+    """Set by methods that replace forward+backward (zeroth-order): `training_step(model, batch, scale)`
+    returns the micro-batch loss times `scale` (1 / grad_accum) and adds `scale` times its gradient
+    estimate to `.grad` for the optimizer to apply; None means the standard forward+backward."""
 
     # -- after training -------------------------------------------------------------------------
     def merge(self, model: nn.Module) -> None:

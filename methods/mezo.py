@@ -89,7 +89,7 @@ class MeZO(Method):
         return torch.optim.SGD(params, lr=lr, weight_decay=self.config.weight_decay)
 
     @torch.no_grad()
-    def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], scale: float = 1.0) -> torch.Tensor:
         params = [p for p in model.parameters() if p.requires_grad]
         seed = int(torch.randint(2**62, (1,), generator=self.seeds))
         eps = self.config.eps
@@ -98,11 +98,11 @@ class MeZO(Method):
         self.perturb(params, seed, -2 * eps)
         loss_minus = model(**batch).loss
         self.perturb(params, seed, eps)
-        projected = (loss_plus - loss_minus) / (2 * eps)
+        projected = scale * (loss_plus - loss_minus) / (2 * eps)  # scale: a mean over accumulated micro-batches
         for p, z in zip(params, directions(params, seed)):
             step = z * projected.to(p.dtype)
             p.grad = step if p.grad is None else p.grad.add_(step)
-        return (loss_plus + loss_minus) / 2
+        return scale * (loss_plus + loss_minus) / 2
 
     @staticmethod
     @torch.no_grad()
