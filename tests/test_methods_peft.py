@@ -17,8 +17,8 @@ from harness.budget import Budget
 from harness.errors import HarnessError
 from harness.train import train
 from methods.base import BuildContext, trainable_parameter_count
+from tests.test_methods import ALL_LINEAR, _inputs, _linear_shapes, _logits
 
-ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 TRAIN_CFG = {"grad_accum": 1, "warmup_ratio": 0.0, "grad_clip": 1.0, "precision": "fp32"}
 
 # Options that keep every method small and valid on the test model (sizes 32, 64 and 128).
@@ -77,19 +77,7 @@ def _build(loaded, name, **options):
 
 
 def _shapes(model, suffixes=ALL_LINEAR):
-    return [(m.in_features, m.out_features) for n, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear) and n.rsplit(".", 1)[-1] in suffixes]
-
-
-def _inputs():
-    torch.manual_seed(1)
-    return torch.randint(0, 1000, (2, 12))
-
-
-@torch.no_grad()
-def _logits(model, ids):
-    model.eval()
-    return model(input_ids=ids).logits
+    return _linear_shapes(model, suffixes)
 
 
 def _fixed_batch():
