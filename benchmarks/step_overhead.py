@@ -48,7 +48,7 @@ def bare_steps(model, batch, steps: int, lr: float) -> list[float]:
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        float(loss)  # the harness reads the loss each step too
+        float(loss.detach())  # the harness reads the loss each step too
         times.append(time.perf_counter() - start)
     return times
 
