@@ -148,11 +148,17 @@ def test_unknown_target_module_names_the_option(tiny_model):
 def test_merged_and_unmerged_outputs_agree(tiny_model, name):
     loaded = tiny_model()
     method, model = _build(loaded, name=name)
+    assert_merge_keeps_outputs(method, model, noise=0.1)
+
+
+def assert_merge_keeps_outputs(method, model, noise: float) -> None:
+    """Move the trainable weights away from init (so the merge has something to fold), then
+    check that merging leaves the model's outputs unchanged."""
     assert method.mergeable
     with torch.no_grad():
         for p in model.parameters():
-            if p.requires_grad:  # move away from init so the merge has something to fold
-                p.add_(torch.randn_like(p) * 0.1)
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * noise)
     ids = _inputs()
     unmerged = _logits(model, ids)
     method.merge(model)

@@ -19,7 +19,7 @@ from harness.errors import HarnessError
 from harness.train import train
 from methods.base import trainable_parameter_count
 from methods.native import ColumnBlockLinear, decoder_layers
-from test_methods import ALL_LINEAR, _build, _inputs, _linear_shapes, _logits
+from test_methods import ALL_LINEAR, _build, _inputs, _linear_shapes, _logits, assert_merge_keeps_outputs
 
 TRAIN_CFG = {"grad_accum": 1, "warmup_ratio": 0.0, "grad_clip": 1.0, "precision": "fp32"}
 
@@ -342,15 +342,7 @@ MERGING = ["mezo", "paca", "s2ft", "sorsa"]
 @pytest.mark.parametrize("name", MERGING)
 def test_merged_and_unmerged_outputs_agree(fresh, name):
     method, model = _small(fresh(), name)
-    assert method.mergeable
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:  # move away from init so the merge has something to fold
-                p.add_(torch.randn_like(p) * 0.05)
-    ids = _inputs()
-    unmerged = _logits(model, ids)
-    method.merge(model)
-    torch.testing.assert_close(_logits(model, ids), unmerged, atol=1e-4, rtol=1e-4)
+    assert_merge_keeps_outputs(method, model, noise=0.05)
 
 
 def test_unmergeable_methods_say_so():
