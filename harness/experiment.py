@@ -21,7 +21,7 @@ from harness.encoding import encode_pair
 from harness.errors import RunFailed
 from harness.forgetting import build_probe
 from harness.hashing import canonical_json
-from harness.identity import EXPERIMENT_KEYS, run_id
+from harness.identity import experiment_of, run_id
 from harness.metrics import Metric
 from harness.models import check_available, load_model
 from harness.provenance import git_state, versions
@@ -59,7 +59,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     check_available(cfg.model, CONF_DIR)
     task = tasks.build(OmegaConf.to_container(cfg.task, resolve=True))
     data = task.load(OmegaConf.to_container(cfg.data, resolve=True))
-    experiment = {k: plain(cfg[k]) for k in EXPERIMENT_KEYS}
+    experiment = experiment_of({k: plain(v) for k, v in cfg.items()})
     return Prepared(cfg, method, budget, task, data, experiment, run_id(experiment, data.identity))
 
 
@@ -89,19 +89,21 @@ def execute(p: Prepared, job_dir: Path) -> tuple[dict[str, Any], list[dict]]:
     tracker = Tracker(cfg.wandb, p.run_id, cfg.sweep_name,
                       [p.method.name, cfg.model.name, p.data.name, p.budget.name], p.experiment, str(job_dir))
     metric_rows: list[dict] = []
+    samples: list[dict] = []
     try:
-        metric_rows = _train_and_evaluate(p, row, lr, device, job_dir, tracker)
+        metric_rows, samples = _train_and_evaluate(p, row, lr, device, job_dir, tracker)
         row["status"] = "finished"
     except (RunFailed, torch.OutOfMemoryError) as exc:
         row["status"], row["error"] = "failed", str(exc).splitlines()[0]
-        metric_rows = []  # a failed run leaves no metrics behind, only its runs row
+        metric_rows, samples = [], []  # a failed run leaves no metrics behind, only its runs row
     row["ended_at"] = dt.datetime.now(dt.timezone.utc)
-    store.write(row, metric_rows)
+    store.write(row, metric_rows, samples if cfg.eval.log_samples else ())
     tracker.finish({m["metric"]: m["value"] for m in metric_rows if m["step"] is None}, row["status"] != "finished")
     return row, metric_rows
 
 
-def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device, job_dir: Path, tracker: Tracker) -> list[dict]:
+def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device, job_dir: Path,
+                        tracker: Tracker) -> tuple[list[dict], list[dict]]:
     cfg = p.cfg
     torch.manual_seed(int(cfg.seed))
     loaded = load_model(cfg.model, CONF_DIR)
@@ -146,7 +148,7 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
 
     tracker.log({f"{m.task}/{m.metric}": m.value for m in metrics})
     curve = [Metric(p.data.name, "train_loss", loss, None, 1, False, "train_loss/v1", step) for step, loss in result.losses]
-    return [m.row() for m in metrics + curve]
+    return [m.row() for m in metrics + curve], ctx.samples
 
 
 def write_job_marker(job_dir: Path, run_id: str, status: str) -> None:

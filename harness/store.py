@@ -42,6 +42,12 @@ METRICS_SCHEMA = pa.schema([
     ("metric_version", pa.string()), ("step", pa.int64()),
 ])
 
+# Per-item scores for error analysis and item-level statistics (optional: eval.log_samples).
+SAMPLES_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("task", pa.string()), ("item_id", pa.string()), ("metric", pa.string()),
+    ("value", pa.float64()), ("prediction", pa.string()), ("reference", pa.string()),
+])
+
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +68,7 @@ class ResultStore:
         self.root = Path(root)
         self.runs_dir = self.root / "runs"
         self.metrics_dir = self.root / "metrics"
+        self.samples_dir = self.root / "samples"
 
     def is_finished(self, run_id: str) -> bool:
         path = self.runs_dir / f"{run_id}.parquet"
@@ -73,8 +80,11 @@ class ResultStore:
             return False
         return status == ["finished"]
 
-    def write(self, run: dict, metrics: Iterable[dict] = ()) -> None:
+    def write(self, run: dict, metrics: Iterable[dict] = (), samples: Iterable[dict] = ()) -> None:
         run = {**run, "schema_version": SCHEMA_VERSION}
+        items = [{**s, "run_id": run["run_id"]} for s in samples]
+        if items:
+            _write_atomic(pa.Table.from_pylist(items, schema=SAMPLES_SCHEMA), self.samples_dir / f"{run['run_id']}.parquet")
         rows = [{**m, "run_id": run["run_id"]} for m in metrics]
         if rows:
             _write_atomic(pa.Table.from_pylist(rows, schema=METRICS_SCHEMA), self.metrics_dir / f"{run['run_id']}.parquet")
@@ -103,3 +113,12 @@ class ResultStore:
         finished = set(runs.loc[runs["status"] == "finished", "run_id"])
         metrics = metrics[metrics["run_id"].isin(finished)].reset_index(drop=True)
         return runs, metrics, bad
+
+    def read_samples(self) -> pd.DataFrame:
+        """Per-item rows of finished runs (empty when no run logged samples)."""
+        runs, _, _ = self.read(strict=False)
+        samples, bad = self._read_parts(self.samples_dir, SAMPLES_SCHEMA)
+        if bad:
+            raise HarnessError(f"unreadable sample files: {', '.join(bad)}; delete them and rerun those runs")
+        finished = set(runs.loc[runs["status"] == "finished", "run_id"])
+        return samples[samples["run_id"].isin(finished)].reset_index(drop=True)

@@ -46,6 +46,20 @@ def test_sweep_writes_tidy_parquet(smoke_sweep):
     assert "=== sweep smoke: 2 runs" in proc.stdout and "lora" in proc.stdout
 
 
+def test_per_item_samples_match_the_metric_means(smoke_sweep):
+    results, _ = smoke_sweep
+    store = ResultStore(results)
+    _, metrics, _ = store.read()
+    samples = store.read_samples()
+    assert set(samples["run_id"]) == set(metrics["run_id"])
+    per_item = samples.groupby(["run_id", "metric"])["value"].agg(["mean", "count"])
+    final = metrics[metrics["step"].isna()].set_index(["run_id", "metric"])
+    for (run_id, metric), row in per_item.iterrows():
+        assert row["count"] == final.loc[(run_id, metric), "n"] == 4
+        assert abs(row["mean"] - final.loc[(run_id, metric), "value"]) < 1e-9
+    assert samples.loc[samples["metric"] == "exact_match_flexible", "prediction"].notna().all()
+
+
 def test_rerun_skips_finished_runs(smoke_sweep, shared_data):
     results, _ = smoke_sweep
     before = sorted(p.name for p in (results / "runs").iterdir())

@@ -25,10 +25,26 @@ class TaskData:
 
 @dataclass
 class EvalContext:
+    """What a task's evaluate() gets. Tasks append one dict per item x metric to `samples`
+    (keys: item_id, metric, value, and optionally prediction, reference); the run files them in the
+    `samples` table when `eval.log_samples` is on."""
+
     model: nn.Module
     tokenizer: PreTrainedTokenizerBase
     device: torch.device
     max_len: int
+    samples: list[dict] = field(default_factory=list)
+
+    def add_samples(self, task: str, metric: str, values: list[float], predictions: list[str | None] | None = None,
+                    references: list[str | None] | None = None, item_ids: list[str] | None = None) -> None:
+        n = len(values)
+        ids = item_ids or [str(i) for i in range(n)]
+        preds = predictions or [None] * n
+        refs = references or [None] * n
+        self.samples.extend(
+            {"task": task, "item_id": i, "metric": metric, "value": float(v), "prediction": p, "reference": r}
+            for i, v, p, r in zip(ids, values, preds, refs)
+        )
 
 
 class Task:

@@ -136,5 +136,6 @@ class GSM8K(Task):
             ("answer_ce", per_item_ce, False),
         ):
             mean, se = mean_and_stderr(values)
+            ctx.add_samples(data.name, metric, values, outputs if higher else None, refs if higher else None)
             rows.append(Metric(data.name, metric, mean, se, len(values), higher, f"gsm8k/{metric}/{METRIC_VERSION}"))
         return rows
