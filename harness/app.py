@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
+from typing import Any, Mapping
+
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+import torch
 
 from harness.experiment import CONF_DIR, execute, prepare, write_job_marker
 from harness.store import ResultStore
@@ -21,9 +25,36 @@ FAILED_RUNS: list[str] = []
 OmegaConf.register_new_resolver("harness_uid", lambda: secrets.token_hex(3), use_cache=True, replace=True)
 
 
+def worker_threads(launcher: Mapping[str, Any], cpus: int, sweep_jobs: int | None) -> int | None:
+    """Torch threads for one job when the launcher runs jobs side by side (None: a lone job keeps
+    torch's default). Workers sharing cores must split them, or they oversubscribe and run slower
+    than one after another."""
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target:
+        n_jobs = int(launcher.get("n_jobs") or 1)
+        workers = n_jobs if n_jobs > 0 else max(1, cpus + 1 + n_jobs)  # joblib: -1 = all cores, -2 = all but one
+        return max(1, cpus // min(workers, sweep_jobs or workers))
+    if "submitit" in target and launcher.get("cpus_per_task"):
+        return int(launcher["cpus_per_task"])
+    if "ray" in target and (launcher.get("ray") or {}).get("remote", {}).get("num_cpus"):
+        return int(launcher["ray"]["remote"]["num_cpus"])
+    return None
+
+
+def _limit_threads() -> None:
+    from harness.preflight import SWEEP_JOBS_ENV
+
+    launcher = OmegaConf.to_container(HydraConfig.get().launcher, resolve=True)
+    jobs = os.environ.get(SWEEP_JOBS_ENV)
+    threads = worker_threads(launcher, len(os.sched_getaffinity(0)), int(jobs) if jobs else None)
+    if threads:
+        torch.set_num_threads(threads)
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def run(cfg: DictConfig) -> None:
     job_dir = Path(HydraConfig.get().runtime.output_dir)
+    _limit_threads()
     prepared = prepare(cfg)
     store = ResultStore(cfg.results_dir)
     if store.is_finished(prepared.run_id) and not cfg.force:

@@ -7,6 +7,8 @@ config, so moving between the hub, a local data dir and packaged fallbacks never
 
 from __future__ import annotations
 
+from pathlib import Path
+from pathlib import Path
 from typing import Callable, Mapping, Sequence, TypeVar
 
 from harness.errors import HarnessError
@@ -35,7 +37,20 @@ def first_available(what: str, loaders: Mapping[str, Callable[[], T]], order: Se
     raise HarnessError(f"no data for {what}; tried " + "; ".join(tried))
 
 
-def hub_loader(path: str, name: str | None, split: str) -> Callable[[], list[dict]]:
+def local_file(data_dir: str | None, relative: str) -> Path:
+    """`<data.dir>/<relative>` when it exists; otherwise SourceUnavailable saying what is missing."""
+    if not data_dir:
+        raise SourceUnavailable("data.dir is not set (set HARNESS_DATA_DIR or data.dir=PATH)")
+    path = Path(data_dir).expanduser() / relative
+    if not path.is_file():
+        raise SourceUnavailable(f"{path} does not exist")
+    return path
+
+
+def hub_loader(path: str, name: str | None, split: str, data_files: str | None = None) -> Callable[[], list[dict]]:
+    """`datasets.load_dataset(path, name, split=split)`; `data_files` serves files published outside a
+    hub dataset repo (e.g. `path="json"` and the raw URL of a file pinned to a commit)."""
+
     def load() -> list[dict]:
         from harness.hub import hub_usable
 
@@ -44,8 +59,19 @@ def hub_loader(path: str, name: str | None, split: str) -> Callable[[], list[dic
         import datasets
 
         try:
-            return [dict(row) for row in datasets.load_dataset(path, name, split=split)]
+            return [dict(row) for row in datasets.load_dataset(path, name, split=split, data_files=data_files)]
         except Exception as exc:  # datasets raises many kinds; the message is what matters
-            raise SourceUnavailable(f"load_dataset({path!r}, {name!r}) failed: {str(exc).splitlines()[0]}") from exc
+            what = f"{path!r}, {name!r}" + (f", data_files={data_files!r}" if data_files else "")
+            raise SourceUnavailable(f"load_dataset({what}) failed: {str(exc).splitlines()[0]}") from exc
 
     return load
+
+
+def local_path(data_dir: str | None, relative: str) -> Path:
+    """`<data.dir>/<relative>` when that file exists, else SourceUnavailable saying how to provide it."""
+    if not data_dir:
+        raise SourceUnavailable("data.dir is not set (set HARNESS_DATA_DIR or data.dir=PATH)")
+    path = Path(data_dir).expanduser() / relative
+    if not path.is_file():
+        raise SourceUnavailable(f"{path} does not exist")
+    return path

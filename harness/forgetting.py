@@ -1,13 +1,23 @@
-"""Forgetting probes: how much general capability tuning destroyed. Measured on the same run,
-before the method touches the model (the base, which is also "adapters disabled") and after.
+"""Learning and forgetting, measured on the same run: the base model (before the method touches it,
+i.e. adapters disabled) against the tuned model after training.
+
+Forgetting probes (`forgetting.probes`, any subset, in this order):
 
 * `general_text` (v1): mean per-token cross-entropy on WikiText-2 test text, chunked into
   `n_chunks` x `chunk_tokens` from the start of the file; reports before, after and the delta
-  (after - before; > 0 means the tuned model predicts general text worse). The base value is
-  cached per model x probe config x text, so a sweep computes it once.
+  (after - before; > 0 means the tuned model predicts general text worse).
+* `general_suite` (v1): accuracy on a fixed suite of eval-only task specs (registered tasks'
+  own eval items and scoring, e.g. MMLU subjects and ARC by log-likelihood); reports before, after
+  and the delta (after - before, macro over members; < 0 means forgetting), and each member's delta.
 * `kl_drift` (v1): the base model greedily continues fixed prompts; the probe reports the mean
-  per-token KL(base || tuned) on those continuations. Needs no data; the fallback when no general
-  text source is available.
+  per-token KL(base || tuned) on those continuations. Needs no data; also the fallback of
+  `general_text` when no text source is available.
+
+Learning (`forgetting.target_gain`): every final metric of the run's task is also measured on the
+base model with the same items and scoring; `gain_<metric>` = tuned - base (paired by item).
+
+Base-model values are cached per model x probe/eval config x items (under
+`<results_dir>/cache/forgetting/`), so a sweep computes them once per model.
 """
 
 from __future__ import annotations
@@ -16,18 +26,22 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
+import yaml
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from harness.data_sources import SourceUnavailable, first_available, hub_loader
+from harness import tasks
+from harness.data_sources import first_available, hub_loader, local_file
 from harness.errors import HarnessError
 from harness.hashing import hash_object
 from harness.metrics import Metric, mean_and_stderr
 from harness.scoring import chunk_cross_entropy, continuation_log_probs
+from harness.tasks.base import EvalContext, Task, TaskData
 
+PROBES = ("general_text", "general_suite", "kl_drift")
 KL_PROMPTS = (
     "The history of the city begins",
     "In mathematics, a prime number is",
@@ -40,18 +54,37 @@ KL_PROMPTS = (
 )
 
 
-def _general_text(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> tuple[str, str]:
-    def local() -> str:
-        if not data_cfg.get("dir"):
-            raise SourceUnavailable("data.dir is not set (set HARNESS_DATA_DIR or data.dir=PATH)")
-        path = Path(data_cfg["dir"]).expanduser() / cfg["local_file"]
-        if not path.is_file():
-            raise SourceUnavailable(f"{path} does not exist")
-        return path.read_text(encoding="utf-8")
+def cached(cache_root: Path, key: Mapping[str, Any], compute: Callable[[], dict]) -> tuple[dict, bool]:
+    """(value, was_cached): the JSON value stored under the hash of `key`, computed on first use
+    and written atomically (parallel sweep jobs may race; the last identical write wins)."""
+    path = cache_root / f"{hash_object(dict(key))}.json"
+    if path.is_file():
+        return json.loads(path.read_text()), True
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(value, f)
+    os.replace(tmp, path)
+    return value, False
 
-    hub = cfg["hub"]
-    loaders = {"hub": lambda: "".join(r["text"] for r in hub_loader(hub["path"], hub["name"], hub["split"])()), "local": local}
-    return first_available("the general-text forgetting probe", loaders, list(data_cfg["order"]))
+
+def evaluate_task(task: Task, data: TaskData, model: nn.Module, tok: PreTrainedTokenizerBase,
+                  device: torch.device, max_len: int) -> dict:
+    """A task's own evaluation as plain data: its metric rows and per-item samples."""
+    ctx = EvalContext(model, tok, device, max_len)
+    return {"metrics": [m.row() for m in task.evaluate(ctx, data)], "samples": ctx.samples}
+
+
+def per_item(samples: list[dict], task: str, metric: str) -> dict[str, float]:
+    return {s["item_id"]: s["value"] for s in samples if s["task"] == task and s["metric"] == metric}
+
+
+def paired_delta(after: dict[str, float], before: dict[str, float]) -> tuple[float, float | None, int]:
+    """Mean and stderr of after - before over the items both measured."""
+    common = [i for i in after if i in before]
+    mean, se = mean_and_stderr([after[i] - before[i] for i in common])
+    return mean, se, len(common)
 
 
 class GeneralTextProbe:
@@ -71,17 +104,12 @@ class GeneralTextProbe:
         return torch.tensor(ids[: n * length]).view(n, length)
 
     def baseline(self, model: nn.Module, tok: PreTrainedTokenizerBase, model_identity: dict, device: torch.device) -> None:
-        key = hash_object({"model": model_identity, "probe": dict(self.cfg), "text": self.text_sha, "v": "v1"})
-        cache = self.cache_root / f"{key}.json"
-        if cache.is_file():
-            self.before = json.loads(cache.read_text())["per_chunk_ce"]
-            return
-        self.before = chunk_cross_entropy(model, self._chunks(tok), self.cfg["batch_size"], device)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"per_chunk_ce": self.before, "model": model_identity}, f)
-        os.replace(tmp, cache)
+        key = {"model": model_identity, "probe": dict(self.cfg), "text": self.text_sha, "v": "v1"}
+        value, _ = cached(self.cache_root, key, lambda: {
+            "per_chunk_ce": chunk_cross_entropy(model, self._chunks(tok), self.cfg["batch_size"], device),
+            "model": model_identity,
+        })
+        self.before = value["per_chunk_ce"]
 
     def measure(self, model: nn.Module, tok: PreTrainedTokenizerBase, device: torch.device) -> list[Metric]:
         assert self.before is not None, "baseline() must run before the method is applied"
@@ -95,9 +123,6 @@ class GeneralTextProbe:
             Metric(task, "general_ce_after", after_mean, after_se, n, False, "forgetting/general_ce/v1"),
             Metric(task, "forgetting_ce_delta", delta_mean, delta_se, n, False, "forgetting/ce_delta/v1"),
         ]
-
-    def identity(self) -> dict:
-        return {"probe": self.name, "source": self.text_source, "text_sha256": self.text_sha}
 
 
 class KLDriftProbe:
@@ -135,24 +160,155 @@ class KLDriftProbe:
         mean, se = mean_and_stderr(kl)
         return [Metric("forgetting/kl_drift", "forgetting_kl", mean, se, len(kl), False, "forgetting/kl_drift/v1")]
 
-    def identity(self) -> dict:
-        return {"probe": self.name, "prompts_sha256": hash_object(KL_PROMPTS[: self.cfg["n_prompts"]], 64)}
+
+class GeneralSuiteProbe:
+    """Accuracy on eval-only specs `{task: <conf/task name>, metric: <its metric>, with: {overrides}}`:
+    each spec's task is built from its yaml plus `with`, loads its own eval items and scores them
+    with its own evaluate(); every row of `metric` it returns is one member of the suite."""
+
+    name = "general_suite"
+    VERSION = "v1"
+
+    def __init__(self, cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], cache_root: Path, conf_dir: Path,
+                 max_len: int):
+        self.cfg, self.cache_root, self.max_len = cfg, cache_root, max_len
+        self.members: list[tuple[Task, TaskData, str]] = []
+        for spec in cfg["tasks"]:
+            path = conf_dir / "task" / f"{spec['task']}.yaml"
+            if not path.is_file():
+                raise HarnessError(f"forgetting.general_suite names task {spec['task']!r}, which has no {path}; fix forgetting.general_suite.tasks")
+            task = tasks.build({**yaml.safe_load(path.read_text()), **dict(spec.get("with") or {})})
+            self.members.append((task, task.load(data_cfg), spec["metric"]))
+        self.before: list[dict] = []
+
+    def _key(self, model_identity: dict, device: torch.device, task: Task, data: TaskData) -> dict:
+        return {"model": model_identity, "task": dict(task.cfg), "eval": data.identity["eval_sha256"],
+                "device": device.type, "max_len": self.max_len, "v": f"general_suite/{self.VERSION}"}
+
+    def baseline(self, model: nn.Module, tok: PreTrainedTokenizerBase, model_identity: dict, device: torch.device) -> None:
+        self.before = [
+            cached(self.cache_root, self._key(model_identity, device, task, data),
+                   lambda: evaluate_task(task, data, model, tok, device, self.max_len))[0]
+            for task, data, _ in self.members
+        ]
+
+    def measure(self, model: nn.Module, tok: PreTrainedTokenizerBase, device: torch.device) -> list[Metric]:
+        assert self.before, "baseline() must run before the method is applied"
+        rows, befores, afters, deltas = [], [], [], []
+        for (task, data, metric), before in zip(self.members, self.before):
+            after = evaluate_task(task, data, model, tok, device, self.max_len)
+            for row in (r for r in after["metrics"] if r["metric"] == metric):
+                base = next(r for r in before["metrics"] if r["task"] == row["task"] and r["metric"] == metric)
+                mean, se, n = paired_delta(per_item(after["samples"], row["task"], metric),
+                                           per_item(before["samples"], row["task"], metric))
+                rows.append(Metric(f"forgetting/general_suite/{row['task']}", "forgetting_acc_delta", mean, se, n, True,
+                                   f"forgetting/acc_delta/{self.VERSION}+{row['metric_version']}"))
+                befores.append(base["value"])
+                afters.append(row["value"])
+                deltas.append((mean, se, n))
+        if not deltas:
+            raise HarnessError("forgetting.general_suite measured nothing: no member returned its named metric; fix forgetting.general_suite.tasks")
+        k, n_items = len(deltas), sum(n for _, _, n in deltas)
+        errors = [se for _, se, _ in deltas]
+        delta_se = (sum(e * e for e in errors) ** 0.5 / k) if None not in errors else None
+        task = "forgetting/general_suite"
+        return rows + [  # macro averages over members, so large members do not drown small ones
+            Metric(task, "general_acc_before", sum(befores) / k, None, n_items, True, f"forgetting/general_acc/{self.VERSION}"),
+            Metric(task, "general_acc_after", sum(afters) / k, None, n_items, True, f"forgetting/general_acc/{self.VERSION}"),
+            Metric(task, "forgetting_acc_delta", sum(d for d, _, _ in deltas) / k, delta_se, n_items, True,
+                   f"forgetting/acc_delta/{self.VERSION}"),
+        ]
 
 
-def build_probe(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], cache_root: Path):
-    """The configured probe; `general_text` falls back to `kl_drift` when no text source works."""
-    kind = cfg["probe"]
-    if kind == "none":
-        return None
-    if kind == "kl_drift":
-        return KLDriftProbe(cfg["kl_drift"])
-    if kind != "general_text":
-        raise HarnessError(f"forgetting.probe={kind!r} is unknown; valid: general_text, kl_drift, none")
-    try:
-        source, text = _general_text(cfg["general_text"], data_cfg)
-    except HarnessError as miss:
-        if not cfg.get("fallback_to_kl", True):
-            raise
-        print(f"[harness] forgetting: {miss}; falling back to kl_drift", flush=True)
-        return KLDriftProbe(cfg["kl_drift"])
-    return GeneralTextProbe(cfg["general_text"], text, source, cache_root)
+class TargetGain:
+    """The run's own task on the base model, so every final task metric gets `gain_<metric>`."""
+
+    VERSION = "v1"
+
+    def __init__(self, cache_root: Path, task: Task, data: TaskData, max_len: int):
+        self.cache_root, self.task, self.data, self.max_len = cache_root, task, data, max_len
+        self.before: dict | None = None
+
+    def baseline(self, model: nn.Module, tok: PreTrainedTokenizerBase, model_identity: dict, device: torch.device) -> None:
+        key = {"model": model_identity, "task": dict(self.task.cfg), "eval": self.data.identity["eval_sha256"],
+               "device": device.type, "max_len": self.max_len, "v": f"target_gain/{self.VERSION}"}
+        self.before, _ = cached(self.cache_root, key,
+                                lambda: evaluate_task(self.task, self.data, model, tok, device, self.max_len))
+
+    def measure(self, task_metrics: list[Metric], samples: list[dict]) -> list[Metric]:
+        assert self.before is not None, "baseline() must run before the method is applied"
+        base = {(r["task"], r["metric"], r["metric_version"]): r for r in self.before["metrics"]}
+        rows = []
+        for m in task_metrics:
+            b = base.get((m.task, m.metric, m.version))
+            if b is None or m.step is not None:
+                continue
+            after, before = per_item(samples, m.task, m.metric), per_item(self.before["samples"], m.task, m.metric)
+            if after and after.keys() == before.keys():  # paired by item
+                value, se, n = paired_delta(after, before)
+            else:  # aggregate rows (e.g. a suite's mean) have no per-item values
+                value, se, n = m.value - b["value"], None, m.n
+            rows.append(Metric(m.task, f"gain_{m.metric}", value, se, n, m.higher_is_better,
+                               f"gain/{self.VERSION}+{m.version}"))
+        return rows
+
+
+class Probes:
+    """Every configured probe plus the target gain: `baseline` before the method is applied,
+    `measure` after training (with the run's task metrics and samples)."""
+
+    def __init__(self, probes: list, gain: TargetGain | None):
+        self.probes, self.gain = probes, gain
+
+    def baseline(self, model: nn.Module, tok: PreTrainedTokenizerBase, model_identity: dict, device: torch.device) -> None:
+        for probe in [*self.probes, *([self.gain] if self.gain else [])]:
+            probe.baseline(model, tok, model_identity, device)
+
+    def measure(self, model: nn.Module, tok: PreTrainedTokenizerBase, device: torch.device,
+                task_metrics: list[Metric], samples: list[dict]) -> list[Metric]:
+        rows = self.gain.measure(task_metrics, samples) if self.gain else []
+        for probe in self.probes:
+            rows += probe.measure(model, tok, device)
+        return rows
+
+
+def _general_text(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> tuple[str, str]:
+    hub = cfg["hub"]
+    loaders = {
+        "hub": lambda: "".join(r["text"] for r in hub_loader(hub["path"], hub["name"], hub["split"])()),
+        "local": lambda: local_file(data_cfg.get("dir"), cfg["local_file"]).read_text(encoding="utf-8"),
+    }
+    return first_available("the general-text forgetting probe", loaders, list(data_cfg["order"]))
+
+
+def probe_names(cfg: Mapping[str, Any]) -> list[str]:
+    """`forgetting.probes`, or the older single `forgetting.probe` (none | one name) when set."""
+    legacy = cfg.get("probe")
+    names = list(cfg["probes"]) if legacy is None else ([] if legacy == "none" else [legacy])
+    unknown = [n for n in names if n not in PROBES]
+    if unknown:
+        raise HarnessError(f"forgetting.probes has unknown {', '.join(map(str, unknown))}; valid: {', '.join(PROBES)}")
+    return names
+
+
+def build_probes(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], cache_root: Path, conf_dir: Path,
+                 task: Task, data: TaskData, max_len: int) -> Probes:
+    """The configured probes; `general_text` falls back to `kl_drift` when no text source works."""
+    probes = []
+    for name in probe_names(cfg):
+        if name == "general_suite":
+            probes.append(GeneralSuiteProbe(cfg["general_suite"], data_cfg, cache_root, conf_dir, max_len))
+        elif name == "kl_drift":
+            probes.append(KLDriftProbe(cfg["kl_drift"]))
+        else:
+            try:
+                source, text = _general_text(cfg["general_text"], data_cfg)
+                probes.append(GeneralTextProbe(cfg["general_text"], text, source, cache_root))
+            except HarnessError as miss:
+                if not cfg.get("fallback_to_kl", True):
+                    raise
+                print(f"[harness] forgetting: {miss}; falling back to kl_drift", flush=True)
+                if "kl_drift" not in probe_names(cfg):
+                    probes.append(KLDriftProbe(cfg["kl_drift"]))
+    gain = TargetGain(cache_root, task, data, max_len) if cfg.get("target_gain", True) else None
+    return Probes(probes, gain)

@@ -4,6 +4,7 @@ sweep fails in a second with a one-line error instead of after hours, with no ro
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Sequence
 
 from hydra import compose, initialize_config_dir
@@ -14,6 +15,9 @@ from omegaconf import OmegaConf
 
 from harness.errors import HarnessError
 from harness.experiment import CONF_DIR, prepare
+from harness.tracking import check_config as check_wandb
+
+SWEEP_JOBS_ENV = "HARNESS_SWEEP_JOBS"
 
 
 def expand_jobs(overrides: Sequence[str]) -> list[list[str]]:
@@ -30,10 +34,17 @@ def expand_jobs(overrides: Sequence[str]) -> list[list[str]]:
     params = cfg.hydra.sweeper.get("params") or {}
     # Command-line overrides come after the sweep file's axes: for the same key they win, as in Hydra.
     by_key: dict[str, list[str]] = {}
-    for o in parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + cli):
-        key = o.get_key_element()
-        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
-        by_key[key] = [f"{key}={v}" for v in values]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            # glob(...) over a config group needs a loader that can list the group's options.
+            loader_parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+            for o in loader_parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + cli):
+                key = o.get_key_element()
+                values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+                by_key[key] = [f"{key}={v}" for v in values]
+    finally:
+        GlobalHydra.instance().clear()
     return [list(combo) for combo in itertools.product(*by_key.values())]
 
 
@@ -48,19 +59,43 @@ def _compose(overrides: list[str], with_hydra: bool = False):
         GlobalHydra.instance().clear()
 
 
+# Launcher plugins are separate packages: an unknown hydra/launcher usually means one is missing.
+LAUNCHER_PACKAGES = {"joblib": "hydra-joblib-launcher", "submitit_local": "hydra-submitit-launcher",
+                     "submitit_slurm": "hydra-submitit-launcher", "ray": "hydra-ray-launcher", "ray_aws": "hydra-ray-launcher"}
+
+
 def _missing_option_message(exc: MissingConfigException) -> str:
-    group = (exc.missing_cfg_file or "").split("/")[0]
-    name = (exc.missing_cfg_file or "").split("/")[-1]
+    group, _, name = (exc.missing_cfg_file or "").rpartition("/")
+    if group == "hydra/launcher" and name in LAUNCHER_PACKAGES:
+        return f"the {name} launcher needs the package {LAUNCHER_PACKAGES[name]!r}; install it with `pip install {LAUNCHER_PACKAGES[name]}`"
     if exc.options:
-        return f"unknown {group} {name!r}; valid {group} names: {', '.join(sorted(exc.options))} (choose with {group}=NAME)"
+        # Groups without a default (sweep, launcher) are added with `+`; hydra's own groups with a slash.
+        how = f"+{group}=NAME" if group in ("sweep", "launcher") else f"{group}=NAME"
+        return f"unknown {group} {name!r}; valid {group} names: {', '.join(sorted(exc.options))} (choose with {how})"
     return str(exc).splitlines()[0]
+
+
+def check_environment() -> None:
+    """Refuse launch modes that would run every job several times at once."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1:
+        raise HarnessError(
+            f"launched as {world} processes (WORLD_SIZE={world}, e.g. by `accelerate launch` or torchrun); the training "
+            "loop uses one device per run, so every process would run the same jobs: launch `python -m harness` "
+            "directly, with one device per job (+launcher=local_parallel, +launcher=slurm, +launcher=ray)"
+        )
 
 
 def check(overrides: Sequence[str]) -> int:
     """Compose and validate every job; returns the number of jobs. Raises HarnessError."""
+    check_environment()
     jobs = expand_jobs(overrides)
     for job in jobs:
         cfg = _compose([o for o in job if not o.startswith("hydra.")])
         OmegaConf.resolve(cfg)
         prepare(cfg)
+        check_wandb(cfg.wandb)
+    # Launchers that run jobs side by side start them with this environment: each job sizes its
+    # share of the CPU cores from it (harness.app).
+    os.environ[SWEEP_JOBS_ENV] = str(len(jobs))
     return len(jobs)

@@ -21,7 +21,8 @@ from transformers import (
     get_cosine_schedule_with_warmup,
 )
 
-from harness.budget import Budget
+from harness.budget import GIB, Budget
+from harness.costs import optimizer_state_bytes
 from harness.encoding import collate
 from harness.errors import RunFailed
 from methods.base import Method
@@ -34,6 +35,8 @@ class TrainResult:
     time_s: float = 0.0
     stop_reason: str = ""
     losses: list[tuple[int, float]] = field(default_factory=list)
+    sequences: int = 0  # training sequences seen (micro-batch rows)
+    optimizer_bytes: int = 0  # optimizer state at the end of training (costs.memory_split)
 
 
 def batch_stream(
@@ -88,6 +91,7 @@ def train(
         for _ in range(accum):
             batch = {k: v.to(device) for k, v in next(batches).items()}
             result.tokens += int(batch["attention_mask"].sum())
+            result.sequences += int(batch["attention_mask"].shape[0])
             if method.training_step is not None:
                 loss = method.training_step(model, batch, 1.0 / accum)
             else:
@@ -106,6 +110,7 @@ def train(
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg["grad_clip"])
         optimizer.step()
         scheduler.step()
+        _check_memory_cap(budget, device, result.steps + 1)
         optimizer.zero_grad(set_to_none=True)
         result.steps += 1
         result.losses.append((result.steps, step_loss))
@@ -113,10 +118,24 @@ def train(
         progress.update(1)
         progress.set_postfix(loss=f"{step_loss:.3f}")
         if on_step is not None:
+            hook_start = time.perf_counter()
             on_step(result.steps, step_loss, scheduler.get_last_lr()[0])
+            start += time.perf_counter() - hook_start  # callbacks (validation, logging) are not training time
         reason = budget.stop_reason(result.steps, result.tokens, elapsed)
         if reason:
             result.stop_reason, result.time_s = reason, elapsed
             break
     progress.close()
+    result.optimizer_bytes = optimizer_state_bytes(optimizer)
     return result
+
+
+def _check_memory_cap(budget: Budget, device: torch.device, step: int) -> None:
+    """The hard memory check of a budget's cap on CUDA (on CPU the run reports the peak against it)."""
+    cap = budget.max_memory_bytes
+    if cap is None or device.type != "cuda":
+        return
+    peak = torch.cuda.max_memory_allocated(device)
+    if peak > cap:
+        raise RunFailed(f"peak memory {peak / GIB:.2f} GiB exceeded the budget's cap budget.max_memory_gib="
+                        f"{budget.max_memory_gib:g} at step {step}; raise the cap or lower train.batch_size")

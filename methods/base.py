@@ -40,6 +40,28 @@ class BuildContext:
     tokenizer_path: str
 
 
+@dataclass(frozen=True)
+class SizeKnob:
+    """The integer option that sets a method's trainable-parameter count (rank, bottleneck width,
+    virtual tokens, layers), for parameter-matched budgets (harness/param_budget.py).
+
+    Attributes:
+        option: the config field (e.g. "r").
+        low: smallest valid value.
+        high: largest value tried: an int, or the name of a model config attribute that bounds it
+            (e.g. "hidden_size": a rank above the width adds nothing; "num_hidden_layers").
+        step: spacing of valid values from `low` (2 for HRA's even ranks).
+        monotone: the count never decreases as the option grows (the solver binary-searches it;
+            otherwise it scans the whole range).
+    """
+
+    option: str
+    low: int = 1
+    high: int | str = 4096
+    step: int = 1
+    monotone: bool = True
+
+
 @dataclass
 class MethodConfig:
     """Options every method has. Subclasses add their own, each with a comment on what it does.
@@ -78,6 +100,7 @@ class Method:
     backend: ClassVar[str]  # "peft" (delegates) or "native" (implemented here)
     mergeable: ClassVar[bool] = False
     needs_calibration: ClassVar[bool] = False
+    size_knob: ClassVar[SizeKnob | None] = None  # None: the trainable count is fixed by the model
 
     def __init__(self, config: MethodConfig):
         self.config = config

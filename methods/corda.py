@@ -64,6 +64,7 @@ class CorDAConfig(LoRAConfig):
 @register
 class CorDA(LoRA):
     name = "corda"
+    rewrites_base = True
     config_class = CorDAConfig
     paper = (
         "CorDA: Context-Oriented Decomposition Adaptation of Large Language Models for Task-Aware "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from peft import FourierFTConfig as PeftFourierFTConfig
 
-from methods.base import BuildContext, MethodConfig
+from methods.base import BuildContext, MethodConfig, SizeKnob
 from methods.peft_backed import PeftMethod
 from methods.registry import register
 
@@ -43,6 +43,7 @@ class FourierFTConfig(MethodConfig):
 @register
 class FourierFT(PeftMethod):
     name = "fourierft"
+    size_knob = SizeKnob("n_frequency")
     config_class = FourierFTConfig
     family = "spectral"
     paper = "Parameter-Efficient Fine-Tuning with Discrete Fourier Transform (2024), arXiv:2405.03003"

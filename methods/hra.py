@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from peft import HRAConfig as PeftHRAConfig
 
-from methods.base import BuildContext, MethodConfig
+from methods.base import BuildContext, MethodConfig, SizeKnob
 from methods.lora import ALL_LINEAR
 from methods.peft_backed import PeftMethod
 from methods.registry import register
@@ -44,6 +44,7 @@ class HRAConfig(MethodConfig):
 @register
 class HRA(PeftMethod):
     name = "hra"
+    size_knob = SizeKnob("r", low=2, high="hidden_size", step=2)  # r must be even
     config_class = HRAConfig
     family = "orthogonal"
     paper = (

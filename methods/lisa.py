@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError
-from methods.base import BuildContext, Method, MethodConfig
+from methods.base import BuildContext, Method, MethodConfig, SizeKnob
 from methods.native import decoder_layers, save_tensors
 from methods.registry import register
 
@@ -47,6 +47,7 @@ class LISAConfig(MethodConfig):
 @register
 class LISA(Method):
     name = "lisa"
+    size_knob = SizeKnob("n_layers", high="num_hidden_layers")
     config_class = LISAConfig
     family = "selective"
     paper = (

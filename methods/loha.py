@@ -18,7 +18,7 @@ from typing import Any
 from peft import LoHaConfig as PeftLoHaConfig
 from peft import PeftConfig
 
-from methods.base import BuildContext, MethodConfig
+from methods.base import BuildContext, MethodConfig, SizeKnob
 from methods.lora import ALL_LINEAR
 from methods.peft_backed import PeftMethod
 from methods.registry import register
@@ -53,6 +53,7 @@ class LoHaConfig(MethodConfig):
 @register
 class LoHa(PeftMethod):
     name = "loha"
+    size_knob = SizeKnob("r", high="hidden_size")
     config_class = LoHaConfig
     family = "lora"
     paper = "FedPara: Low-Rank Hadamard Product for Communication-Efficient Federated Learning (2021), arXiv:2108.06098"

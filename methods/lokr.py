@@ -15,6 +15,7 @@ from typing import Any
 
 from peft import LoKrConfig as PeftLoKrConfig
 
+from methods.base import SizeKnob
 from methods.loha import LoHa, LoHaConfig
 from methods.registry import register
 
@@ -42,6 +43,7 @@ class LoKrConfig(LoHaConfig):
 @register
 class LoKr(LoHa):
     name = "lokr"
+    size_knob = SizeKnob("r", high=64, monotone=False)  # small ranks use a full-rank factor
     config_class = LoKrConfig
     paper = (
         "Navigating Text-To-Image Customization: From LyCORIS Fine-Tuning to Model Evaluation (2023), "

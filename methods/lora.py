@@ -7,11 +7,15 @@ Frozen: every base weight. Delegates to `peft` (LoraConfig). PiSSA and DoRA reus
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
-from peft import LoraConfig
+from peft import LoraConfig, get_peft_model_state_dict
+from safetensors.torch import save_file
+from torch import nn
 
-from methods.base import BuildContext, MethodConfig
+from methods.base import BuildContext, MethodConfig, SizeKnob, directory_bytes
 from methods.peft_backed import PeftMethod
 from methods.registry import register
 
@@ -43,6 +47,7 @@ class LoRAConfig(MethodConfig):
 @register
 class LoRA(PeftMethod):
     name = "lora"
+    size_knob = SizeKnob("r", high="hidden_size")
     config_class = LoRAConfig
     family = "lora"
     paper = "LoRA: Low-Rank Adaptation of Large Language Models (2021), arXiv:2106.09685"
@@ -50,6 +55,11 @@ class LoRA(PeftMethod):
 
     init_lora_weights: bool | str = True
     use_dora: bool = False
+    # PiSSA, OLoRA, CorDA and LoRA-GA move part of each base weight into the adapter's init, so their
+    # adapter alone does not restore the tuned model on the original base. Saving converts it (peft's
+    # weight conversion) into a plain LoRA of rank 2r relative to the original weights, from a copy of
+    # the adapter as initialised: adapter_bytes then counts what a user really has to ship.
+    rewrites_base: bool = False
 
     def lora_alpha(self) -> float:
         return self.config.alpha
@@ -65,3 +75,19 @@ class LoRA(PeftMethod):
             use_dora=self.use_dora,
             task_type="CAUSAL_LM",
         )
+
+    def apply(self, model: nn.Module, context: BuildContext) -> nn.Module:
+        model = super().apply(model, context)
+        if self.rewrites_base:
+            self._initial_adapter = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+        return model
+
+    def save(self, model: nn.Module, directory: Path) -> int:
+        if not self.rewrites_base:
+            return super().save(model, directory)
+        with tempfile.TemporaryDirectory() as tmp:
+            initial = Path(tmp) / "initial"  # peft writes its config here and loads it back as an adapter
+            initial.mkdir()
+            save_file(self._initial_adapter, str(initial / "adapter_model.safetensors"))
+            model.save_pretrained(directory, path_initial_model_for_weight_conversion=str(initial))
+        return directory_bytes(directory)

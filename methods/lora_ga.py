@@ -59,6 +59,7 @@ class LoRAGAConfig(LoRAConfig):
 @register
 class LoRAGA(LoRA):
     name = "lora_ga"
+    rewrites_base = True
     config_class = LoRAGAConfig
     paper = "LoRA-GA: Low-Rank Adaptation with Gradient Approximation (2024), arXiv:2407.05000"
     needs_calibration = True

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from peft import MissConfig as PeftMissConfig
 from torch import nn
 
-from methods.base import BuildContext, MethodConfig
+from methods.base import BuildContext, MethodConfig, SizeKnob
 from methods.lora import ALL_LINEAR
 from methods.oft import require_divisible
 from methods.peft_backed import PeftMethod
@@ -53,6 +53,7 @@ class MiSSConfig(MethodConfig):
 @register
 class MiSS(PeftMethod):
     name = "miss"
+    size_knob = SizeKnob("r", high="hidden_size")
     config_class = MiSSConfig
     family = "lora"
     paper = "MiSS: Balancing LoRA Performance and Efficiency with Simple Shard Sharing (2024), arXiv:2409.15371"

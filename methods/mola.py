@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.base import BuildContext, Method, MethodConfig
+from methods.base import BuildContext, Method, MethodConfig, SizeKnob
 from methods.lora import ALL_LINEAR
 from methods.native import decoder_layers, freeze, layer_linears, save_tensors, swap, trainable_tensors
 from methods.registry import register
@@ -92,6 +92,7 @@ def experts_for_layer(groups: tuple[int, ...], layer: int, n_layers: int) -> int
 @register
 class MoLA(Method):
     name = "mola"
+    size_knob = SizeKnob("r", high="hidden_size")
     config_class = MoLAConfig
     family = "lora"
     paper = "Higher Layers Need More LoRA Experts (2024), arXiv:2402.08562"

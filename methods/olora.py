@@ -25,6 +25,7 @@ class OLoRAConfig(LoRAConfig):
 @register
 class OLoRA(LoRA):
     name = "olora"
+    rewrites_base = True
     config_class = OLoRAConfig
     paper = "OLoRA: Orthonormal Low-Rank Adaptation of Large Language Models (2024), arXiv:2406.01775"
     init_lora_weights = "olora"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from peft import PromptEncoderConfig
 
-from methods.base import BuildContext, MethodConfig
+from methods.base import BuildContext, MethodConfig, SizeKnob
 from methods.peft_backed import PeftMethod
 from methods.registry import register
 
@@ -46,6 +46,7 @@ class PTuningConfig(MethodConfig):
 @register
 class PTuning(PeftMethod):
     name = "p_tuning"
+    size_knob = SizeKnob("num_virtual_tokens", high=1024)
     config_class = PTuningConfig
     family = "prompt"
     paper = "GPT Understands, Too (2021), arXiv:2103.10385"

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError
-from methods.base import BuildContext, MethodConfig
+from methods.base import BuildContext, MethodConfig, SizeKnob
 from methods.lora import ALL_LINEAR
 from methods.native import ColumnBlockLinear, ColumnBlockMethod, freeze, layer_linears, swap
 from methods.registry import register
@@ -47,6 +47,7 @@ class PaCAConfig(MethodConfig):
 @register
 class PaCA(ColumnBlockMethod):
     name = "paca"
+    size_knob = SizeKnob("r", high="hidden_size")
     config_class = PaCAConfig
     paper = "PaCA: Partial Connection Adaptation for Efficient Fine-Tuning (2025), arXiv:2503.01905"
 

@@ -36,6 +36,7 @@ class PiSSAConfig(LoRAConfig):
 @register
 class PiSSA(LoRA):
     name = "pissa"
+    rewrites_base = True
     config_class = PiSSAConfig
     paper = (
         "PiSSA: Principal Singular Values and Singular Vectors Adaptation of Large Language Models "

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from peft import PrefixTuningConfig as PeftPrefixTuningConfig
 
-from methods.base import BuildContext, MethodConfig
+from methods.base import BuildContext, MethodConfig, SizeKnob
 from methods.peft_backed import PeftMethod
 from methods.registry import register
 
@@ -46,6 +46,7 @@ class PrefixTuningConfig(MethodConfig):
 @register
 class PrefixTuning(PeftMethod):
     name = "prefix_tuning"
+    size_knob = SizeKnob("num_virtual_tokens", high=1024)
     config_class = PrefixTuningConfig
     family = "prompt"
     paper = "Prefix-Tuning: Optimizing Continuous Prompts for Generation (2021), arXiv:2101.00190"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from peft import PromptTuningConfig as PeftPromptTuningConfig
 from peft import PromptTuningInit
 
-from methods.base import BuildContext, MethodConfig
+from methods.base import BuildContext, MethodConfig, SizeKnob
 from methods.peft_backed import PeftMethod
 from methods.registry import register
 
@@ -38,6 +38,7 @@ class PromptTuningConfig(MethodConfig):
 @register
 class PromptTuning(PeftMethod):
     name = "prompt_tuning"
+    size_knob = SizeKnob("num_virtual_tokens", high=1024)
     config_class = PromptTuningConfig
     family = "prompt"
     paper = "The Power of Scale for Parameter-Efficient Prompt Tuning (2021), arXiv:2104.08691"

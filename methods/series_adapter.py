@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from methods.base import BuildContext, Method, MethodConfig
+from methods.base import BuildContext, Method, MethodConfig, SizeKnob
 from methods.native import freeze, layer_linears, save_tensors, swap, trainable_tensors
 from methods.registry import register
 
@@ -78,6 +78,7 @@ class AdapterMethod(Method):
     family = "adapter"
     backend = "native"
     mergeable = False
+    size_knob = SizeKnob("bottleneck", high="hidden_size")
 
     def wrap(self, linear: nn.Linear) -> nn.Module:
         raise NotImplementedError

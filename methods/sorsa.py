@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import HarnessError
-from methods.base import BuildContext, Method, MethodConfig
+from methods.base import BuildContext, Method, MethodConfig, SizeKnob
 from methods.lora import ALL_LINEAR
 from methods.native import freeze, layer_linears, merge_wrappers, save_tensors, swap, trainable_tensors
 from methods.registry import register
@@ -82,6 +82,7 @@ class SORSALinear(nn.Module):
 @register
 class SORSA(Method):
     name = "sorsa"
+    size_knob = SizeKnob("r", high="hidden_size")
     config_class = SORSAConfig
     family = "lora"
     paper = (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from peft import VeraConfig as PeftVeraConfig
 
-from methods.base import BuildContext, MethodConfig
+from methods.base import BuildContext, MethodConfig, SizeKnob
 from methods.lora import ALL_LINEAR
 from methods.peft_backed import PeftMethod
 from methods.registry import register
@@ -49,6 +49,7 @@ class VeRAConfig(MethodConfig):
 @register
 class VeRA(PeftMethod):
     name = "vera"
+    size_knob = SizeKnob("r")
     config_class = VeRAConfig
     family = "lora"
     paper = "VeRA: Vector-based Random Matrix Adaptation (2023), arXiv:2310.11454"

@@ -69,7 +69,7 @@ def _batches():
 
 
 def _build(loaded, name, **options):
-    method = methods.build({"name": name, **SMALL[name], **options})
+    method = methods.build({"name": name, **SMALL.get(name, {}), **options})
     if method.needs_calibration:
         method.calibrate(loaded.model, _batches())
     torch.manual_seed(0)
@@ -291,3 +291,21 @@ def test_options_that_do_not_fit_the_model_or_device_are_one_line_errors(fresh, 
     with pytest.raises(HarnessError) as err:
         _build(fresh(), name, **options)
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["pissa", "olora", "corda", "lora_ga"])
+def test_saved_adapter_restores_the_tuned_model_on_the_original_base(fresh, tmp_path, name):
+    """These methods rewrite base weights at init: what they save must be relative to the original base."""
+    from peft import PeftModel
+
+    method, model = _build(fresh(), name, r=4)
+    with torch.no_grad():  # stand-in for training: move every adapter weight away from its init
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    ids = _inputs()
+    tuned = _logits(model, ids)
+    assert method.save(model, tmp_path / "adapter") > 0
+    restored = PeftModel.from_pretrained(fresh().model, tmp_path / "adapter")
+    torch.testing.assert_close(_logits(restored, ids), tuned, atol=1e-4, rtol=1e-4)
+

@@ -1,5 +1,6 @@
-"""`python -m harness.report RESULTS_DIR [--out DIR] [--metric NAME] [--confidence 0.95]`: write
-the leaderboards, paired comparisons and figures of a results folder, headless.
+"""`python -m harness.report RESULTS_DIR [--out DIR] [--metric NAME] [--confidence 0.95] [--reference NAME]`:
+write the leaderboards, paired comparisons and figures of a results folder, headless; with
+`--reference NAME` also our runs next to the published numbers of `references/NAME.csv`.
 
 Unreadable or missing part files are named on stderr (`warning: ...`) and the rest is reported;
 nothing to report is a one-line `error: ...` with exit status 2.
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")  # headless: never open a window or need a display
     from harness.errors import HarnessError
     from harness.report.build import write_report
+    from harness.report.reference import available, load_reference, summary_line, write_references
     from harness.report.tables import markdown
 
     parser = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.split("\n\n")[0])
@@ -31,9 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output folder (default: RESULTS_DIR/report)")
     parser.add_argument("--metric", help="headline metric of the leaderboards (default: exact_match_flexible where measured)")
     parser.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level of every interval (default: 0.95)")
+    parser.add_argument("--reference", action="append", default=[], metavar="NAME",
+                        help=f"also compare with published numbers (repeatable): {', '.join(available())}")
     args = parser.parse_args(argv)
     try:
+        for name in args.reference:
+            load_reference(name)  # a bad reference fails before anything is written
         written = write_report(args.results_dir, args.out, args.metric, args.confidence)
+        references = write_references(args.results_dir, args.out, args.reference, args.confidence)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -41,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {problem}", file=sys.stderr)
     for report in written.tasks:
         print(f"== {report.task}: leaderboard\n{markdown(report.leaderboard_text())}\n")
-    print(f"wrote {len(written.files)} files to {written.out_dir} (start with {written.out_dir / 'index.md'})")
+    for ref in references:
+        print(f"== reference {ref.name}: {summary_line(ref.table)}\n{markdown(ref.text)}\n")
+    files = len(written.files) + sum(len(ref.files) for ref in references)
+    print(f"wrote {files} files to {written.out_dir} (start with {written.out_dir / 'index.md'})")
     return 0
 
 

@@ -34,6 +34,9 @@ class EvalContext:
     device: torch.device
     max_len: int
     samples: list[dict] = field(default_factory=list)
+    # Provenance the evaluation adds to the run's data identity (data_json), e.g. lm-eval's version
+    # and request hashes; never part of the run id, which is fixed before evaluation.
+    identity: dict[str, Any] = field(default_factory=dict)
 
     def add_samples(self, task: str, metric: str, values: list[float], predictions: list[str | None] | None = None,
                     references: list[str | None] | None = None, item_ids: list[str] | None = None) -> None:

@@ -13,20 +13,27 @@ Metrics (all per item, averaged):
 * exact_match_strict: the number after `#### ` equals the reference (lm-eval's "strict-match");
 * exact_match_flexible: the last number in the output equals the reference ("flexible-extract");
 * answer_ce: teacher-forced cross-entropy (nats/token) of the reference solution given the prompt.
+
+k-shot (`n_shots` > 0): `n_shots` solved train items, drawn once with `shot_seed` (the same shots
+for every eval item), precede each eval prompt in the same format. They come from the train split,
+which never holds an eval item. `answer_ce` and training keep the zero-shot prompt.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.data_sources import SourceUnavailable, first_available, hub_loader
+from harness.data_sources import SourceUnavailable, first_available, hub_loader, local_file
+from harness.errors import HarnessError
 from harness.generation import greedy_generate
 from harness.hashing import hash_object
 from harness.metrics import Metric, mean_and_stderr
 from harness.paths import package_dir
+from harness.prompting import render
 from harness.scoring import target_cross_entropy
 from harness.tasks import register
 from harness.tasks.base import EvalContext, Task, TaskData
@@ -60,15 +67,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _local_loader(data_dir: str | None, subdir: str, split: str):
-    def load() -> list[dict]:
-        if not data_dir:
-            raise SourceUnavailable("data.dir is not set (set HARNESS_DATA_DIR or data.dir=PATH)")
-        path = Path(data_dir).expanduser() / subdir / f"{split}.jsonl"
-        if not path.is_file():
-            raise SourceUnavailable(f"{path} does not exist")
-        return _read_jsonl(path)
-
-    return load
+    return lambda: _read_jsonl(local_file(data_dir, f"{subdir}/{split}.jsonl"))
 
 
 def _package_items() -> list[dict]:
@@ -115,11 +114,27 @@ class GSM8K(Task):
     def training_pair(self, item: dict) -> tuple[str, str]:
         return self.prompt(item), " " + item["answer"]
 
+    def shots(self, data: TaskData) -> list[dict]:
+        """The k-shot examples: `n_shots` train items drawn with `shot_seed`."""
+        n = int(self.cfg["n_shots"])
+        if n == 0:
+            return []
+        if not 0 < n <= len(data.train):
+            raise HarnessError(f"task.n_shots={n} is impossible: the train split has {len(data.train)} items")
+        shots = [data.train[i] for i in random.Random(self.cfg["shot_seed"]).sample(range(len(data.train)), n)]
+        if {x["question"] for x in shots} & {x["question"] for x in data.eval}:
+            raise HarnessError(f"task {data.name}: a shot repeats an eval item; its train and eval items overlap")
+        return shots
+
+    def eval_prompts(self, ctx: EvalContext, data: TaskData) -> list[str]:
+        prefix = "".join(f"{self.prompt(x)} {x['answer']}\n\n" for x in self.shots(data))
+        return [render(ctx.tokenizer, prefix + self.prompt(x), self.cfg["chat_template"]) for x in data.eval]
+
     def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
         c = self.cfg
         items = data.eval
         outputs = greedy_generate(
-            ctx.model, ctx.tokenizer, [self.prompt(x) for x in items], c["max_new_tokens"], list(c["stop"]),
+            ctx.model, ctx.tokenizer, self.eval_prompts(ctx, data), c["max_new_tokens"], list(c["stop"]),
             c["eval_batch_size"], ctx.device, desc=f"eval {data.name}",
         )
         refs = [reference_answer(x["answer"]) for x in items]

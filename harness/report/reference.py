@@ -1,0 +1,258 @@
+"""Published numbers next to ours: `python -m harness.report RESULTS_DIR --reference NAME`.
+
+A reference is `references/<NAME>.csv`, one row per published number (columns: REQUIRED plus the
+optional spread / n_runs / n_eval_items / notes), every `source_id` cited in
+`references/sources.csv`. Values keep the unit they were published in (`percent` or `fraction`);
+our metrics are fractions.
+
+Matching: a reference row is compared with every configuration of ours (method x model x task x
+budget x variant) with the same method, task and metric. The task matches on its base name: ours
+may carry marks of a different data set-up (`metamathqa_gsm8k~gsm8k_train`: a substitute training
+pool; `...[gsm8k_testslice]`: evaluation items from a test slice). A different model or such a
+mark is listed in the `differences` column: the row is still compared, never passed off as the
+same experiment. Reference rows without a match are listed as `not run`.
+
+Noise band, for a published value p and one configuration of ours with k seeds:
+    se_ours = sqrt(s**2 / k + e**2)   s: std of the metric across seeds (0 for one seed),
+                                      e: mean over its runs of the metric's standard error over items
+    se_pub  = spread / sqrt(n_runs)   where the source reports a spread across runs, else
+              sqrt(p (1 - p) / n)     the binomial standard error of an accuracy on its n items,
+              0                       where neither is known (noted in `differences`)
+    band    = z * sqrt(se_ours**2 + se_pub**2), z the two-sided normal quantile of `confidence`.
+Verdict: `within noise` when |ours - p| <= band, else `above` / `below` the published number.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+from harness.errors import HarnessError
+from harness.report.build import _write_table as write_table
+from harness.report.load import Results, load_results
+from harness.report.tables import format_interval
+from harness.stats import CONFIDENCE
+from harness.store import ResultStore
+
+REFERENCES_DIR = Path(__file__).resolve().parents[2] / "references"
+SOURCES_FILE = "sources.csv"
+REQUIRED = ("source_id", "model", "model_hub_id", "method", "published_method", "task", "metric", "value", "unit")
+OPTIONAL_NUMBERS = ("spread", "n_runs", "n_eval_items")
+SOURCE_COLUMNS = ("source_id", "title", "arxiv_id", "repository", "path", "commit", "location")
+UNIT_SCALE = {"percent": 100.0, "fraction": 1.0}  # published value / scale = fraction
+TASK_MARKS = re.compile(r"[\[~]")  # where a task name's data-set-up marks begin
+
+
+def available(directory: Path = REFERENCES_DIR) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.csv") if p.name != SOURCES_FILE)
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"{path} is not a readable CSV ({str(exc).splitlines()[0]}); fix the file") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise HarnessError(f"{path} lacks the column(s) {', '.join(missing)}; add them (see references/README.md)")
+    return table
+
+
+def load_sources(directory: Path = REFERENCES_DIR) -> pd.DataFrame:
+    path = directory / SOURCES_FILE
+    if not path.is_file():
+        raise HarnessError(f"{path} is missing; every reference cites its sources there (see references/README.md)")
+    sources = _read_csv(path, SOURCE_COLUMNS)
+    duplicated = sorted(set(sources.loc[sources["source_id"].duplicated(), "source_id"]))
+    if duplicated:
+        raise HarnessError(f"{path} lists source_id {', '.join(duplicated)} more than once; keep one row per source")
+    return sources.set_index("source_id")
+
+
+def _number(text: str, path: Path, line: int, column: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise HarnessError(f"{path} line {line}: {column}={text!r} is not a number; fix the value") from None
+    if not math.isfinite(value) or value < 0:
+        raise HarnessError(f"{path} line {line}: {column}={text!r} must be a finite number >= 0")
+    return value
+
+
+def _check_row(row: pd.Series, line: int, path: Path, known_methods: set[str], sources: pd.DataFrame) -> dict:
+    empty = [c for c in REQUIRED if not row[c].strip()]
+    if empty:
+        raise HarnessError(f"{path} line {line}: empty {', '.join(empty)}; every published number needs them")
+    if row["unit"] not in UNIT_SCALE:
+        raise HarnessError(f"{path} line {line}: unit={row['unit']!r}; use one of: {', '.join(UNIT_SCALE)}")
+    if row["method"] not in known_methods:
+        raise HarnessError(f"{path} line {line}: method={row['method']!r} is not a harness method; use the registry name "
+                           f"the published one maps to (python -m methods lists them) and keep the paper's in published_method")
+    if row["source_id"] not in sources.index:
+        raise HarnessError(f"{path} line {line}: source_id={row['source_id']!r} is not cited in {SOURCES_FILE}; add it there")
+    value = _number(row["value"], path, line, "value")
+    if value > UNIT_SCALE[row["unit"]]:
+        raise HarnessError(f"{path} line {line}: value={row['value']} is out of range for unit {row['unit']} "
+                           f"(at most {UNIT_SCALE[row['unit']]:g})")
+    numbers = {c: _number(row[c], path, line, c) if row.get(c, "").strip() else math.nan for c in OPTIONAL_NUMBERS}
+    return {**row.to_dict(), **numbers, "value": value, "published": value / UNIT_SCALE[row["unit"]]}
+
+
+def load_reference(name: str, directory: Path = REFERENCES_DIR) -> pd.DataFrame:
+    """The validated rows of `references/<name>.csv`, with `published` (the value as a fraction)
+    and the citation of each row's source. Raises HarnessError naming the file, line and fix."""
+    import methods  # the registry is the list of valid method names; imported only when needed
+
+    path = directory / f"{name}.csv"
+    if name == Path(SOURCES_FILE).stem or not path.is_file():
+        raise HarnessError(f"unknown reference {name!r}; available: {', '.join(available(directory)) or 'none'} "
+                           f"(files {directory}/<NAME>.csv)")
+    sources = load_sources(directory)
+    table = _read_csv(path, REQUIRED)
+    if table.empty:
+        raise HarnessError(f"{path} has no rows; add the published numbers or delete the file")
+    known = set(methods.names())
+    rows = [_check_row(row, i + 2, path, known, sources) for i, row in table.iterrows()]  # line 1 is the header
+    checked = pd.DataFrame(rows)
+    cited = sources.loc[checked["source_id"]]
+    checked["source"] = [f"{s.repository}@{s.commit[:12]} {s.path}: {s.location}" for s in cited.itertuples()]
+    checked.insert(0, "reference", name)
+    return checked
+
+
+def _item_stderr(results_dir: Path, run_ids: pd.Series) -> pd.DataFrame:
+    """Per run and metric, the standard error over evaluation items (final values only)."""
+    _, metrics, _ = ResultStore(results_dir).read(strict=False)  # unreadable parts are already named by the report
+    final = metrics[metrics["step"].isna() & metrics["run_id"].isin(run_ids)]
+    return final[["run_id", "metric", "stderr"]].drop_duplicates(["run_id", "metric"])
+
+
+@dataclass(frozen=True)
+class Ours:
+    mean: float
+    se: float
+    n_seeds: int
+    item_se_known: bool
+
+
+def _ours(runs: pd.DataFrame, metric: str, stderr: pd.DataFrame) -> Ours:
+    values = runs[metric].astype(float).dropna()
+    k = len(values)
+    seed_var = float(values.var(ddof=1)) if k > 1 else 0.0
+    item = stderr[(stderr["metric"] == metric) & stderr["run_id"].isin(runs.loc[values.index, "run_id"])]["stderr"]
+    item_se = float(item.astype(float).mean()) if item.notna().any() else 0.0
+    return Ours(float(values.mean()), math.sqrt(seed_var / k + item_se**2), k, bool(item.notna().any()))
+
+
+def _published_se(ref: pd.Series) -> float:
+    if not math.isnan(ref["spread"]):
+        return ref["spread"] / UNIT_SCALE[ref["unit"]] / math.sqrt(ref["n_runs"] if ref["n_runs"] > 0 else 1)
+    if not math.isnan(ref["n_eval_items"]) and ref["n_eval_items"] > 0:
+        p = ref["published"]
+        return math.sqrt(p * (1 - p) / ref["n_eval_items"])
+    return math.nan
+
+
+def _differences(ref: pd.Series, config: pd.Series, ours: Ours, se_pub: float) -> str:
+    notes = []
+    if config["model"] != ref["model"]:
+        notes.append(f"model: ours {config['model']}, published {ref['model']} ({ref['model_hub_id']})")
+    marks = config["task"][len(TASK_MARKS.split(config["task"])[0]):]
+    if marks:
+        notes.append(f"data set-up: {marks}")
+    if math.isnan(se_pub):
+        notes.append("published uncertainty unknown (no spread, no item count)")
+    if not ours.item_se_known:
+        notes.append("our item-level error unknown")
+    return "; ".join(notes)
+
+
+def compare(results: Results, reference: pd.DataFrame, item_stderr: pd.DataFrame,
+            confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """One row per (reference row x matching configuration of ours); `not run` rows for the rest."""
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    runs = results.runs.assign(base_task=[TASK_MARKS.split(t)[0] for t in results.runs["task"]])
+    keys = ["task", "model", "budget", "variant"]
+    rows = []
+    for _, ref in reference.iterrows():
+        base = {c: ref[c] for c in ("reference", "source_id", "published_method", "method", "metric")}
+        base.update(published_task=ref["task"], published_model=ref["model"], published=ref["published"], source=ref["source"])
+        matched = runs[(runs["method"] == ref["method"]) & (runs["base_task"] == ref["task"])]
+        measured = matched[ref["metric"]].notna() if ref["metric"] in matched else pd.Series(False, index=matched.index)
+        matched = matched[measured]
+        if matched.empty:
+            rows.append({**base, "verdict": "not run"})
+            continue
+        for key, config_runs in matched.groupby(keys, sort=True):
+            config = pd.Series(dict(zip(keys, key)))
+            ours = _ours(config_runs, ref["metric"], item_stderr)
+            se_pub = _published_se(ref)
+            band = z * math.sqrt(ours.se**2 + (0.0 if math.isnan(se_pub) else se_pub**2))
+            difference = ours.mean - ref["published"]
+            verdict = "within noise" if abs(difference) <= band else ("above" if difference > 0 else "below")
+            rows.append({**base, "our_task": config["task"], "our_model": config["model"], "budget": config["budget"],
+                         "variant": config["variant"], "n_seeds": ours.n_seeds, "ours": ours.mean,
+                         "ours_low": ours.mean - z * ours.se, "ours_high": ours.mean + z * ours.se,
+                         "difference": difference, "band": band, "verdict": verdict,
+                         "differences": _differences(ref, config, ours, se_pub)})
+    columns = ["reference", "source_id", "published_method", "method", "published_task", "metric", "published_model",
+               "published", "our_task", "our_model", "budget", "variant", "n_seeds", "ours", "ours_low", "ours_high",
+               "difference", "band", "verdict", "differences", "source"]
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def format_comparison(table: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
+    def cell(value, fmt):
+        return "" if pd.isna(value) else format(value, fmt)
+
+    return pd.DataFrame({
+        "Method": [f"{m} ({p})" for m, p in zip(table["method"], table["published_method"])],
+        "Task": table["published_task"], "Metric": table["metric"],
+        "Published model": table["published_model"], "Our model": table["our_model"].fillna(""),
+        "Budget": table["budget"].fillna(""), "Seeds": [cell(n, ".0f") for n in table["n_seeds"]],
+        "Published": [cell(p, ".4f") for p in table["published"]],
+        f"Ours (mean ± {confidence:.0%} CI)": [
+            "" if pd.isna(r.ours) else format_interval(r.ours, r.ours_low, r.ours_high, int(r.n_seeds)) for r in table.itertuples()],
+        "Ours - published (± band)": [
+            "" if pd.isna(r.difference) else f"{r.difference:+.4f} (± {r.band:.4f})" for r in table.itertuples()],
+        "Verdict": table["verdict"], "Differences": table["differences"].fillna(""), "Source": table["source"],
+    })
+
+
+def summary_line(table: pd.DataFrame) -> str:
+    counts = table["verdict"].value_counts()
+    return ", ".join(f"{counts.get(v, 0)} {v}" for v in ("within noise", "above", "below", "not run"))
+
+
+@dataclass
+class WrittenReference:
+    name: str
+    table: pd.DataFrame  # compare()'s rows
+    text: pd.DataFrame  # format_comparison() of the compared rows (the `not run` ones are in the CSV)
+    files: list[Path]
+
+
+def write_references(results_dir: Path | str, out_dir: Path | str | None, names: list[str],
+                     confidence: float = CONFIDENCE) -> list[WrittenReference]:
+    """`reference_<NAME>.{csv,md,html}` in out_dir (default RESULTS_DIR/report) for each reference."""
+    if not names:
+        return []
+    references = {name: load_reference(name) for name in names}  # every file is checked before anything is written
+    results_dir = Path(results_dir)
+    out = Path(out_dir) if out_dir is not None else results_dir / "report"
+    results = load_results(results_dir)
+    stderr = _item_stderr(results_dir, results.runs["run_id"])
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, reference in references.items():
+        table = compare(results, reference, stderr, confidence)
+        text = format_comparison(table[table["verdict"] != "not run"], confidence)
+        files = write_table(table, text, out, f"reference_{name}", f"{name}: our runs next to the published numbers")
+        written.append(WrittenReference(name, table, text, files))
+    return written
+

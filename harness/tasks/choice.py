@@ -1,0 +1,82 @@
+"""Tasks scored by log-likelihood over verbalised choices (MMLU, GLUE): the shared evaluation path.
+
+A subclass says how an item becomes a context and its choices, which lm-eval task yaml it mirrors,
+and which metrics it reports; this class runs the scoring through the configured evaluator:
+
+* `native` (default): harness.loglik.choice_log_likelihoods, batched, each context run once;
+* `lm_eval`: lm-eval's own task yaml over the same items, in-process on the live model
+  (harness.evaluators.lm_eval_backend); its version and request hashes join the run's data identity.
+
+Both give per item and choice a ChoiceScore, so the metrics are computed by the same code.
+Evaluation knobs are task config fields, so they land in every run's config_json: `evaluator`,
+`batch_size`, `num_fewshot`, `fewshot_seed` (where shots are sampled), `chat_template`,
+`prompt_version` (bump it whenever a template changes).
+"""
+
+from __future__ import annotations
+
+from harness.errors import HarnessError
+from harness.evaluators import lm_eval_backend
+from harness.evaluators.lm_eval_backend import LmEvalTask
+from harness.loglik import ChoiceScore, choice_log_likelihoods
+from harness.metrics import Metric, mean_and_stderr
+from harness.prompting import render
+from harness.tasks.base import EvalContext, Task, TaskData
+
+EVALUATORS = ("native", "lm_eval")
+
+
+class ChoiceTask(Task):
+    def check_eval_config(self) -> None:
+        """Reject evaluation settings this task cannot honour (called from load, before any model)."""
+        c = self.cfg
+        if c["evaluator"] not in EVALUATORS:
+            raise HarnessError(f"task.evaluator={c['evaluator']!r} is unknown; valid: {', '.join(EVALUATORS)}")
+        if c["evaluator"] == "lm_eval" and c["chat_template"]:
+            # lm-eval renders chat prompts its own way (multi-turn shots), so the items would differ.
+            raise HarnessError("task.evaluator=lm_eval compares plain-text prompts; set task.chat_template=false")
+        if int(c["batch_size"]) < 1:
+            raise HarnessError(f"task.batch_size={c['batch_size']} must be >= 1")
+
+    # What a subclass provides.
+    def context(self, item: dict) -> str:
+        raise NotImplementedError
+
+    def choices(self, item: dict) -> list[str]:
+        raise NotImplementedError
+
+    def lm_eval_tasks(self, data: TaskData) -> list[tuple[LmEvalTask, list[int]]]:
+        """lm-eval tasks covering data.eval, each with the positions in data.eval of its docs."""
+        raise NotImplementedError
+
+    def metrics(self, ctx: EvalContext, data: TaskData, scores: list[list[ChoiceScore]]) -> list[Metric]:
+        raise NotImplementedError
+
+    def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
+        return self.metrics(ctx, data, self.score(ctx, data))
+
+    def score(self, ctx: EvalContext, data: TaskData) -> list[list[ChoiceScore]]:
+        c = self.cfg
+        if c["evaluator"] == "native":
+            contexts = [render(ctx.tokenizer, self.context(x), c["chat_template"]) for x in data.eval]
+            return choice_log_likelihoods(
+                ctx.model, ctx.tokenizer, contexts, [self.choices(x) for x in data.eval], int(c["batch_size"]),
+                ctx.device, desc=f"eval {data.name}",
+            )
+        parts = self.lm_eval_tasks(data)
+        run = lm_eval_backend.run(ctx.model, ctx.tokenizer, [t for t, _ in parts], int(c["batch_size"]), ctx.device,
+                                  int(c["num_fewshot"]), int(c.get("fewshot_seed", 1234)))
+        ctx.identity.update(run.identity)
+        scores: list[list[ChoiceScore]] = [[] for _ in data.eval]
+        for task, positions in parts:
+            for pos, row in zip(positions, lm_eval_backend.choice_scores(ctx.tokenizer, run.samples[task.name])):
+                scores[pos] = row
+        return scores
+
+
+def accuracy_metric(ctx: EvalContext, task: str, metric: str, correct: list[float], predictions: list[str],
+                    references: list[str], item_ids: list[str], version: str) -> Metric:
+    """Mean of per-item 0/1 scores, with its stderr; the items go to the samples table."""
+    mean, se = mean_and_stderr(correct)
+    ctx.add_samples(task, metric, correct, predictions, references, item_ids)
+    return Metric(task, metric, mean, se, len(correct), True, version)

@@ -1,0 +1,207 @@
+"""GLUE (Wang et al., 2019, arXiv:1804.07461) for causal LMs: log-likelihood over verbalised labels.
+
+One registered task per dataset: `glue_sst2`, `glue_mrpc`, `glue_rte`, `glue_cola`, `glue_qnli`,
+`glue_stsb`, and `glue_mnli`, `glue_qqp` where their data is present. Prompts and label words are
+lm-eval's default `glue` tasks (zero-shot), so `evaluator=lm_eval` runs lm-eval's own yaml on the
+same items. Evaluation: the first `n_eval` items of the dev split (GLUE's test labels are hidden);
+training: the train split.
+
+Official metrics: accuracy (SST-2, RTE, QNLI, MNLI-m; plus F1 of the positive class for MRPC and
+QQP), Matthews correlation (CoLA), Pearson and Spearman correlation (STS-B).
+
+STS-B (a regression task; lm-eval has no causal-LM protocol for it) is scored here as follows:
+the prompt asks for a similarity from 0 to 5, the six answers " 0".." 5" are scored by
+log-likelihood, and the prediction is their expected value under the softmax of those
+log-likelihoods (a continuous score, so Pearson/Spearman see more than an argmax would give).
+Training targets are the gold score rounded to the nearest integer.
+
+Sources: hub `nyu-mll/glue`; local `<data.dir>/glue/<TASK>/{train,dev}.tsv` (the GLUE download
+script's layout). The local QNLI has no train.tsv: `sources.local.carve` (on for QNLI) then trains
+on dev items after the first `eval_pool` and evaluates within the first `eval_pool`, filed under
+the task name `glue_qnli_devslice` (not comparable to published dev numbers). Without a carve, a
+missing train file is a one-line error naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from harness.data_sources import SourceUnavailable, first_available, hub_loader, local_path
+from harness.errors import HarnessError
+from harness.evaluators.lm_eval_backend import LmEvalTask
+from harness.hashing import hash_object
+from harness.loglik import ChoiceScore, best_choice
+from harness.metrics import Metric
+from harness.tasks import register
+from harness.tasks.base import EvalContext, TaskData
+from harness.tasks.choice import ChoiceTask, accuracy_metric
+
+VERSION = "v1"
+ENTAILMENT = {"entailment": 0, "not_entailment": 1}
+
+
+def _mnli_text(x: dict) -> str:
+    hypothesis = x["hypothesis"].strip()
+    return f"{x['premise']}\nQuestion: {hypothesis}{'' if hypothesis.endswith('.') else '.'} True, False or Neither?\nAnswer:"
+
+
+@dataclass(frozen=True)
+class GlueSpec:
+    """One GLUE dataset: its files, its hub schema, lm-eval's prompt and label words, its metrics.
+    `columns` maps hub field -> local column (a header name, or an index for headerless CoLA)."""
+
+    key: str
+    local_dir: str
+    eval_file: str
+    hub_eval_split: str
+    columns: dict[str, str | int]
+    text: Callable[[dict], str]
+    choices: tuple[str, ...]
+    metrics: tuple[str, ...]
+    lm_eval_yaml: str | None
+    label: Callable[[str], Any] = int
+
+
+SPECS = [
+    GlueSpec("sst2", "SST-2", "dev.tsv", "validation", {"sentence": "sentence", "label": "label"},
+             lambda x: f"{x['sentence']}\nQuestion: Is this sentence positive or negative?\nAnswer:",
+             ("negative", "positive"), ("acc",), "glue/sst2/default.yaml"),
+    GlueSpec("mrpc", "MRPC", "dev.tsv", "validation",
+             {"sentence1": "#1 String", "sentence2": "#2 String", "label": "Quality"},
+             lambda x: f"Sentence 1: {x['sentence1']}\nSentence 2: {x['sentence2']}\nQuestion: Do both sentences mean the same thing?\nAnswer:",
+             ("no", "yes"), ("acc", "f1"), "glue/mrpc/default.yaml"),
+    GlueSpec("rte", "RTE", "dev.tsv", "validation", {"sentence1": "sentence1", "sentence2": "sentence2", "label": "label"},
+             lambda x: f"{x['sentence1']}\nQuestion: {x['sentence2']} True or False?\nAnswer:",
+             ("True", "False"), ("acc",), "glue/rte/default.yaml", ENTAILMENT.__getitem__),
+    GlueSpec("cola", "CoLA", "dev.tsv", "validation", {"sentence": 3, "label": 1},
+             lambda x: f"{x['sentence']}\nQuestion: Does this sentence make sense?\nAnswer:",
+             ("no", "yes"), ("mcc",), "glue/cola/default.yaml"),
+    GlueSpec("qnli", "QNLI", "dev.tsv", "validation", {"question": "question", "sentence": "sentence", "label": "label"},
+             lambda x: f"{x['question']}\n{x['sentence']}\nQuestion: Does this response answer the question?\nAnswer:",
+             ("yes", "no"), ("acc",), "glue/qnli/default.yaml", ENTAILMENT.__getitem__),
+    GlueSpec("mnli", "MNLI", "dev_matched.tsv", "validation_matched",
+             {"premise": "sentence1", "hypothesis": "sentence2", "label": "gold_label"}, _mnli_text,
+             ("True", "Neither", "False"), ("acc",), "glue/mnli/default.yaml",
+             {"entailment": 0, "neutral": 1, "contradiction": 2}.__getitem__),
+    GlueSpec("qqp", "QQP", "dev.tsv", "validation", {"question1": "question1", "question2": "question2", "label": "is_duplicate"},
+             lambda x: f"Question 1: {x['question1']}\nQuestion 2: {x['question2']}\nQuestion: Do both questions ask the same thing?\nAnswer:",
+             ("no", "yes"), ("acc", "f1"), "glue/qqp/default.yaml"),
+    GlueSpec("stsb", "STS-B", "dev.tsv", "validation", {"sentence1": "sentence1", "sentence2": "sentence2", "label": "score"},
+             lambda x: f"Sentence 1: {x['sentence1']}\nSentence 2: {x['sentence2']}\nQuestion: How similar are the two sentences, on a scale from 0 to 5?\nAnswer:",
+             ("0", "1", "2", "3", "4", "5"), ("pearson", "spearman"), None, float),
+]
+# lm-eval has no STS-B task: its run uses this inline config, the same prompt as SPECS' stsb text.
+STSB_LM_EVAL = {
+    "output_type": "multiple_choice",
+    "doc_to_text": "Sentence 1: {{sentence1}}\nSentence 2: {{sentence2}}\nQuestion: How similar are the two sentences, on a scale from 0 to 5?\nAnswer:",
+    "doc_to_choice": ["0", "1", "2", "3", "4", "5"],
+    "doc_to_target": "{{label | round | int}}",
+    "metric_list": [{"metric": "acc"}],
+}
+
+
+def read_tsv(path, spec: GlueSpec) -> list[dict]:
+    """GLUE tsv rows in the hub's schema. Quotes are text, not CSV quoting (MRPC has unbalanced ones)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    header = {} if spec.key == "cola" else {name: i for i, name in enumerate(rows.pop(0))}
+    index = {field: header.get(col, col) for field, col in spec.columns.items()}
+    return [{field: spec.label(row[i]) if field == "label" else row[i] for field, i in index.items()} for row in rows]
+
+
+class Glue(ChoiceTask):
+    spec: GlueSpec
+
+    def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
+        c, spec = self.cfg, self.spec
+        self.check_eval_config()
+        if int(c["num_fewshot"]) != 0:
+            raise HarnessError(f"task.num_fewshot={c['num_fewshot']}: GLUE follows lm-eval's zero-shot protocol; set task.num_fewshot=0")
+        hub, carve = c["sources"]["hub"], c["sources"]["local"].get("carve")
+        subdir = f"{c['sources']['local']['subdir']}/{spec.local_dir}"
+
+        def from_hub():
+            return [hub_loader(hub["path"], spec.key, s)() for s in ("train", spec.hub_eval_split)] + [None]
+
+        def from_local():
+            dev = read_tsv(local_path(data_cfg.get("dir"), f"{subdir}/{spec.eval_file}"), spec)
+            try:
+                return [read_tsv(local_path(data_cfg.get("dir"), f"{subdir}/train.tsv"), spec), dev, None]
+            except SourceUnavailable as missing:
+                if not carve:
+                    raise SourceUnavailable(f"{missing} (no training split for {self.name})") from None
+                # Documented carve: dev items from eval_pool on train, the first eval_pool evaluate.
+                return [dev[carve["eval_pool"]:], dev[: carve["eval_pool"]], carve["task_name"]]
+
+        kind, (train, dev, carved_name) = first_available(
+            f"task {self.name}", {"hub": from_hub, "local": from_local}, list(data_cfg["order"]))
+        n = c["n_eval"]
+        evaluation = dev[: n if n is not None else None]
+        name = carved_name or self.name
+        identity = {
+            "task": name, "source": kind, "n_train_pool": len(train), "n_eval": len(evaluation),
+            "train_sha256": hash_object(train, 64), "eval_sha256": hash_object(evaluation, 64),
+            **({"carve": f"train = dev[{carve['eval_pool']}:], eval within dev[:{carve['eval_pool']}]"} if carved_name else {}),
+        }
+        return TaskData(name, [self.hub_fields(x) for x in train], [self.hub_fields(x) for x in evaluation], identity)
+
+    def hub_fields(self, item: dict) -> dict:
+        """Only the fields the prompt and label use (the hub adds `idx`; hashes must not depend on it)."""
+        return {k: item[k] for k in self.spec.columns}
+
+    def context(self, item: dict) -> str:
+        return self.spec.text(item)
+
+    def choices(self, item: dict) -> list[str]:
+        return [f" {c}" for c in self.spec.choices]
+
+    def training_pair(self, item: dict) -> tuple[str, str]:
+        label = round(item["label"]) if self.spec.key == "stsb" else item["label"]
+        return self.context(item), f" {self.spec.choices[label]}"
+
+    def lm_eval_tasks(self, data: TaskData) -> list[tuple[LmEvalTask, list[int]]]:
+        overrides = {} if self.spec.lm_eval_yaml else STSB_LM_EVAL
+        task = LmEvalTask(f"harness_{self.name}", self.spec.lm_eval_yaml, data.eval, None, overrides)
+        return [(task, list(range(len(data.eval))))]
+
+    def metrics(self, ctx: EvalContext, data: TaskData, scores: list[list[ChoiceScore]]) -> list[Metric]:
+        golds = [x["label"] for x in data.eval]
+        ids = [str(i) for i in range(len(golds))]
+        version = lambda m: f"{self.name}/{m}/{VERSION}"
+        if self.spec.key == "stsb":
+            return self._regression(ctx, data, scores, golds, ids, version)
+        from sklearn.metrics import f1_score, matthews_corrcoef
+
+        preds = [best_choice(s) for s in scores]
+        words = self.spec.choices
+        correct = [float(p == g) for p, g in zip(preds, golds)]
+        rows = [accuracy_metric(ctx, data.name, "acc", correct, [words[p] for p in preds], [words[g] for g in golds],
+                                ids, version("acc"))]
+        whole_set = {"f1": lambda: f1_score(golds, preds, zero_division=0.0), "mcc": lambda: matthews_corrcoef(golds, preds)}
+        for metric in self.spec.metrics:
+            if metric in whole_set:  # corpus-level statistics: no per-item stderr
+                rows.append(Metric(data.name, metric, float(whole_set[metric]()), None, len(golds), True, version(metric)))
+        return rows
+
+    def _regression(self, ctx, data, scores, golds, ids, version) -> list[Metric]:
+        from scipy.stats import pearsonr, spearmanr
+
+        predicted = []
+        for row in scores:  # expected value of 0..5 under the softmax over the six answers
+            top = max(s.logprob for s in row)
+            weights = [math.exp(s.logprob - top) for s in row]
+            predicted.append(sum(k * w for k, w in enumerate(weights)) / sum(weights))
+        ctx.add_samples(data.name, "expected_score", predicted, [f"{p:.3f}" for p in predicted],
+                        [f"{g:.3f}" for g in golds], ids)
+        rows = []
+        for metric, stat in (("pearson", pearsonr), ("spearman", spearmanr)):
+            value = float(stat(predicted, golds)[0]) if len(set(predicted)) > 1 and len(set(golds)) > 1 else float("nan")
+            rows.append(Metric(data.name, metric, value, None, len(golds), True, version(metric)))
+        return rows
+
+
+for _spec in SPECS:
+    register(type(f"Glue_{_spec.key}", (Glue,), {"name": f"glue_{_spec.key}", "spec": _spec}))

@@ -1,0 +1,180 @@
+"""MMLU (Hendrycks et al., 2021, arXiv:2009.03300): 57 subjects of four-way multiple choice.
+
+Scored by log-likelihood of the answer letter, in lm-eval's default `mmlu` format (its
+`mmlu/default` yamls), so the native evaluator and `evaluator=lm_eval` see the same text:
+
+    The following are multiple choice questions (with answers) about {subject}.\n\n
+    [k shots, each "{question}\nA. ..\nB. ..\nC. ..\nD. ..\nAnswer: {letter}" + "\n\n"]
+    {question}\nA. {A}\nB. {B}\nC. {C}\nD. {D}\nAnswer:          choices " A", " B", " C", " D"
+
+Shots (`num_fewshot`, 0-5) are the first k dev items of the item's subject (lm-eval's first_n
+sampler: deterministic, no seed). Evaluation uses the first `n_eval` test items of each subject
+(null: all 14,042). Runs with shots are filed as `mmlu_<k>shot`, so 0- and k-shot numbers never mix.
+
+Training pool: the hub's `auxiliary_train` (99,842 items from other MC datasets). The local data
+dir has no auxiliary_train, so the local source trains on the `val` split of the chosen subjects
+(never on test items) and says so in the data identity (`train_split`).
+
+Metric rows (task `mmlu` or `mmlu_<k>shot`): `acc` (size-weighted over all items, lm-eval's group
+aggregate), `acc_macro` (mean of subject accuracies), `acc_<category>` for lm-eval's four
+categories (size-weighted), and `acc/<subject>` for each subject; per-item rows in `samples`
+under `acc`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from typing import Any, Mapping
+
+from harness.data_sources import first_available, hub_loader, local_path
+from harness.errors import HarnessError
+from harness.evaluators.lm_eval_backend import LmEvalTask
+from harness.hashing import hash_object
+from harness.loglik import ChoiceScore, best_choice
+from harness.metrics import Metric, mean_and_stderr
+from harness.tasks import register
+from harness.tasks.base import EvalContext, TaskData
+from harness.tasks.choice import ChoiceTask, accuracy_metric
+
+LETTERS = "ABCD"
+# Subject -> category, as lm-eval's mmlu/_generate_configs.py groups them.
+SUBJECTS = {
+    "abstract_algebra": "stem", "anatomy": "stem", "astronomy": "stem", "business_ethics": "other",
+    "clinical_knowledge": "other", "college_biology": "stem", "college_chemistry": "stem",
+    "college_computer_science": "stem", "college_mathematics": "stem", "college_medicine": "other",
+    "college_physics": "stem", "computer_security": "stem", "conceptual_physics": "stem",
+    "econometrics": "social_sciences", "electrical_engineering": "stem", "elementary_mathematics": "stem",
+    "formal_logic": "humanities", "global_facts": "other", "high_school_biology": "stem",
+    "high_school_chemistry": "stem", "high_school_computer_science": "stem",
+    "high_school_european_history": "humanities", "high_school_geography": "social_sciences",
+    "high_school_government_and_politics": "social_sciences", "high_school_macroeconomics": "social_sciences",
+    "high_school_mathematics": "stem", "high_school_microeconomics": "social_sciences",
+    "high_school_physics": "stem", "high_school_psychology": "social_sciences", "high_school_statistics": "stem",
+    "high_school_us_history": "humanities", "high_school_world_history": "humanities", "human_aging": "other",
+    "human_sexuality": "social_sciences", "international_law": "humanities", "jurisprudence": "humanities",
+    "logical_fallacies": "humanities", "machine_learning": "stem", "management": "other", "marketing": "other",
+    "medical_genetics": "other", "miscellaneous": "other", "moral_disputes": "humanities",
+    "moral_scenarios": "humanities", "nutrition": "other", "philosophy": "humanities", "prehistory": "humanities",
+    "professional_accounting": "other", "professional_law": "humanities", "professional_medicine": "other",
+    "professional_psychology": "social_sciences", "public_relations": "social_sciences",
+    "security_studies": "social_sciences", "sociology": "social_sciences", "us_foreign_policy": "social_sciences",
+    "virology": "other", "world_religions": "humanities",
+}
+MAX_SHOTS = 5  # dev items per subject
+VERSION = "v1"
+
+
+def _read_csv(path, subject: str) -> list[dict]:
+    """The original release's headerless `question,A,B,C,D,answer-letter` rows, in the hub's schema."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{"question": q, "subject": subject, "choices": [a, b, c, d], "answer": LETTERS.index(ans.strip())}
+                for q, a, b, c, d, ans in csv.reader(f)]
+
+
+def format_question(item: dict) -> str:
+    options = "".join(f"\n{letter}. {choice}" for letter, choice in zip(LETTERS, item["choices"]))
+    return f"{item['question'].strip()}{options}\nAnswer:"
+
+
+def description(subject: str) -> str:
+    return f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
+
+
+@register
+class MMLU(ChoiceTask):
+    name = "mmlu"
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        super().__init__(cfg)
+        self.shots: dict[str, list[dict]] = {}  # subject -> dev items, filled by load()
+
+    def subjects(self) -> list[str]:
+        chosen = self.cfg["subjects"]
+        subjects = list(SUBJECTS) if chosen == "all" else list(chosen)
+        unknown = [s for s in subjects if s not in SUBJECTS]
+        if unknown or not subjects:
+            raise HarnessError(f"task.subjects has unknown MMLU subject {', '.join(unknown) or '(empty list)'}; "
+                               "use `all` or names like abstract_algebra (see harness/tasks/mmlu.py SUBJECTS)")
+        return subjects
+
+    def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
+        c = self.cfg
+        self.check_eval_config()
+        k = int(c["num_fewshot"])
+        if not 0 <= k <= MAX_SHOTS:
+            raise HarnessError(f"task.num_fewshot={k} is out of range; MMLU has {MAX_SHOTS} dev items per subject (0-{MAX_SHOTS})")
+        subjects = self.subjects()
+        hub, local = c["sources"]["hub"], c["sources"]["local"]["subdir"]
+
+        def from_hub():
+            split = {s: {sp: hub_loader(hub["path"], s, sp)() for sp in ("test", "dev")} for s in subjects}
+            train = [row.get("train", row) for row in hub_loader(hub["path"], hub["train_name"], hub["train_split"])()]
+            return split, train, f"{hub['train_name']} (hub)"
+
+        def from_local():
+            read = lambda s, sp: _read_csv(local_path(data_cfg.get("dir"), f"{local}/{sp}/{s}_{sp}.csv"), s)
+            split = {s: {sp: read(s, sp) for sp in ("test", "dev")} for s in subjects}
+            train = [x for s in subjects for x in read(s, "val")]
+            return split, train, "val (local source: auxiliary_train is on the hub only; test items are never trained on)"
+
+        kind, (split, train, train_split) = first_available(
+            f"task {self.name}", {"hub": from_hub, "local": from_local}, list(data_cfg["order"]))
+        n = c["n_eval"]
+        evaluation = [x for s in subjects for x in split[s]["test"][: n if n is not None else None]]
+        self.shots = {s: split[s]["dev"] for s in subjects}
+        name = self.name if k == 0 else f"{self.name}_{k}shot"
+        identity = {
+            "task": name, "source": kind, "subjects": len(subjects), "train_split": train_split,
+            "n_train_pool": len(train), "n_eval": len(evaluation), "num_fewshot": k,
+            "train_sha256": hash_object(train, 64), "eval_sha256": hash_object(evaluation, 64),
+            "fewshot_sha256": hash_object([self.shots[s][:k] for s in subjects], 64),
+        }
+        return TaskData(name, train, evaluation, identity)
+
+    def prompt(self, item: dict, shots: list[dict]) -> str:
+        examples = "".join(f"{format_question(x)} {LETTERS[x['answer']]}\n\n" for x in shots)
+        return description(item["subject"]) + examples + format_question(item)
+
+    def context(self, item: dict) -> str:
+        return self.prompt(item, self.shots[item["subject"]][: int(self.cfg["num_fewshot"])])
+
+    def choices(self, item: dict) -> list[str]:
+        return [f" {letter}" for letter in LETTERS]
+
+    def training_pair(self, item: dict) -> tuple[str, str]:
+        # Zero-shot prompts: shots would multiply the tokens per step without new supervision.
+        subject = item.get("subject") or "general knowledge"  # auxiliary_train items have no subject
+        return self.prompt({**item, "subject": subject}, []), f" {LETTERS[item['answer']]}"
+
+    def lm_eval_tasks(self, data: TaskData) -> list[tuple[LmEvalTask, list[int]]]:
+        parts = []
+        for subject in dict.fromkeys(x["subject"] for x in data.eval):
+            positions = [i for i, x in enumerate(data.eval) if x["subject"] == subject]
+            task = LmEvalTask(f"harness_mmlu_{subject}", f"mmlu/default/mmlu_{subject}.yaml",
+                              [data.eval[i] for i in positions], self.shots[subject])
+            parts.append((task, positions))
+        return parts
+
+    def metrics(self, ctx: EvalContext, data: TaskData, scores: list[list[ChoiceScore]]) -> list[Metric]:
+        picked = [best_choice(s) for s in scores]
+        correct = [float(p == x["answer"]) for p, x in zip(picked, data.eval)]
+        ids, by_subject = [], {}
+        for i, x in enumerate(data.eval):
+            by_subject.setdefault(x["subject"], []).append(i)
+            ids.append(f"{x['subject']}/{len(by_subject[x['subject']]) - 1}")
+        rows = [accuracy_metric(ctx, data.name, "acc", correct, [LETTERS[p] for p in picked],
+                                [LETTERS[x["answer"]] for x in data.eval], ids, f"mmlu/acc/{VERSION}")]
+        subject_stats = {s: mean_and_stderr([correct[i] for i in idx]) for s, idx in by_subject.items()}
+        macro = sum(m for m, _ in subject_stats.values()) / len(subject_stats)
+        errors = [se for _, se in subject_stats.values()]
+        # Subjects are independent samples: the macro mean's variance is the sum of theirs / S^2.
+        macro_se = None if None in errors else math.sqrt(sum(se**2 for se in errors)) / len(errors)
+        rows.append(Metric(data.name, "acc_macro", macro, macro_se, len(correct), True, f"mmlu/acc_macro/{VERSION}"))
+        for category in sorted({SUBJECTS[s] for s in by_subject}):
+            values = [correct[i] for s, idx in by_subject.items() if SUBJECTS[s] == category for i in idx]
+            mean, se = mean_and_stderr(values)
+            rows.append(Metric(data.name, f"acc_{category}", mean, se, len(values), True, f"mmlu/acc_category/{VERSION}"))
+        for s, (mean, se) in subject_stats.items():
+            rows.append(Metric(data.name, f"acc/{s}", mean, se, len(by_subject[s]), True, f"mmlu/acc_subject/{VERSION}"))
+        return rows
