@@ -17,8 +17,20 @@ IGNORE = -100
 def encode_pair(tok: PreTrainedTokenizerBase, prompt: str, target: str, max_len: int) -> tuple[list[int], list[int]]:
     """Input ids and labels (IGNORE on the prompt); truncated from the left of the prompt so the
     target survives whenever it fits."""
-    p = tok(prompt, add_special_tokens=True)["input_ids"]
-    t = tok(target, add_special_tokens=False)["input_ids"]
+    return _join(tok(prompt, add_special_tokens=True)["input_ids"], tok(target, add_special_tokens=False)["input_ids"], max_len)
+
+
+def encode_pairs(tok: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]], max_len: int) -> list[tuple[list[int], list[int]]]:
+    """`encode_pair` over many pairs, with two batched tokenizer calls (the fast tokenizers encode a
+    list in parallel: a GSM8K training pool takes about a second instead of ten)."""
+    if not pairs:
+        return []
+    prompts = tok([p for p, _ in pairs], add_special_tokens=True)["input_ids"]
+    targets = tok([t for _, t in pairs], add_special_tokens=False)["input_ids"]
+    return [_join(p, t, max_len) for p, t in zip(prompts, targets)]
+
+
+def _join(p: list[int], t: list[int], max_len: int) -> tuple[list[int], list[int]]:
     t = t[:max_len]
     p = p[max(0, len(p) + len(t) - max_len):]
     return p + t, [IGNORE] * len(p) + t

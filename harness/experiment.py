@@ -20,7 +20,7 @@ from harness.budget import Budget
 from harness.cache import tokenized
 from harness.costs import (PeakMemory, extra_prompt_tokens, memory_cap_check, memory_split, parameter_counts,
                            stored_parameter_count)
-from harness.encoding import encode_pair
+from harness.encoding import encode_pairs
 from harness.errors import RunFailed
 from harness.faults import fault_point
 from harness.flops import flops_metrics
@@ -118,6 +118,7 @@ def execute(p: Prepared, job_dir: Path) -> tuple[dict[str, Any], list[dict]]:
 def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device, job_dir: Path,
                         tracker: Tracker) -> tuple[list[dict], list[dict]]:
     cfg = p.cfg
+    param_budget.release_models()  # the solver's copy of the base model must not count in this run's memory
     torch.manual_seed(int(cfg.seed))
     loaded = load_model(cfg.model, CONF_DIR)
     model, tok = loaded.model.to(device), loaded.tokenizer
@@ -129,7 +130,7 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
     probes.baseline(model, tok, loaded.identity, device)  # the base model: before the method touches it
 
     def encode(pairs):
-        encoded = [encode_pair(tok, *pair, max_len) for pair in pairs]
+        encoded = encode_pairs(tok, pairs, max_len)
         return [(ids + [tok.eos_token_id], labels + [tok.eos_token_id]) for ids, labels in encoded]
 
     encoded = tokenized(Path(cfg.results_dir) / "cache" / "tokenized", tok, [p.task.training_pair(x) for x in p.data.train],

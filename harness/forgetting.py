@@ -23,8 +23,6 @@ Base-model values are cached per model x probe/eval config x items (under
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -34,6 +32,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from harness import tasks
+from harness.cache import compute_once
 from harness.data_sources import first_available, hub_loader, local_file
 from harness.errors import HarnessError
 from harness.hashing import hash_object
@@ -56,17 +55,16 @@ KL_PROMPTS = (
 
 def cached(cache_root: Path, key: Mapping[str, Any], compute: Callable[[], dict]) -> tuple[dict, bool]:
     """(value, was_cached): the JSON value stored under the hash of `key`, computed on first use
-    and written atomically (parallel sweep jobs may race; the last identical write wins)."""
+    and written atomically; parallel sweep jobs compute it once, the others wait (harness.cache)."""
     path = cache_root / f"{hash_object(dict(key))}.json"
-    if path.is_file():
-        return json.loads(path.read_text()), True
-    value = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(value, f)
-    os.replace(tmp, path)
-    return value, False
+    computed = []
+
+    def write(tmp: Path) -> None:
+        computed.append(compute())
+        tmp.write_text(json.dumps(computed[0]))
+
+    compute_once(path, write)
+    return (computed[0], False) if computed else (json.loads(path.read_text()), True)
 
 
 def evaluate_task(task: Task, data: TaskData, model: nn.Module, tok: PreTrainedTokenizerBase,

@@ -8,8 +8,9 @@ log2(range) applications); a non-monotone one is scanned. Methods without a knob
 count. A solution is feasible when the count is within `tolerance` of the target.
 
 Counts are memoised per (model, method options, seed) for the life of the process: the preflight
-solves every job of a sweep, and the runs of that sweep (same process) reuse its answers. The base
-model itself is released after each solve, so it never inflates a run's peak memory.
+solves every job of a sweep, and the runs of that sweep (same process) reuse its answers. The
+base model stays loaded between solves until `release_models()`, which a run calls before it
+trains, so the copy never inflates a run's peak memory.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ VERSION = "param_budget/v1"
 
 _COUNTS: dict[str, int] = {}  # memo: canonical (model, options, seed) -> trainable count
 _BASE_TOTALS: dict[str, tuple[int, dict[str, Any]]] = {}  # model key -> (total params, model config)
+_LOADED: dict[str, LoadedModel] = {}  # model key -> the loaded base model (one at a time)
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,25 @@ class ParamSolution:
         return (self.achieved - self.target) / self.target
 
 
+def _base(model_cfg: Mapping[str, Any], configs_dir: Path) -> LoadedModel:
+    key = canonical_json(dict(model_cfg))
+    if key not in _LOADED:
+        release_models()
+        _LOADED[key] = loaded = load_model(model_cfg, configs_dir)
+        _BASE_TOTALS[key] = (sum(p.numel() for p in loaded.model.parameters()), loaded.model.config.to_dict())
+    return _LOADED[key]
+
+
+def release_models() -> None:
+    """Drop the base model kept for counting (the memoised counts stay)."""
+    _LOADED.clear()
+
+
 def base_total(model_cfg: Mapping[str, Any], configs_dir: Path) -> int:
     """Parameters of the base model before any method (tied weights once)."""
     key = canonical_json(dict(model_cfg))
     if key not in _BASE_TOTALS:
-        loaded = load_model(model_cfg, configs_dir)
-        _BASE_TOTALS[key] = (sum(p.numel() for p in loaded.model.parameters()), loaded.model.config.to_dict())
+        _base(model_cfg, configs_dir)
     return _BASE_TOTALS[key][0]
 
 
@@ -84,7 +99,6 @@ class Counter:
 
     def __init__(self, model_cfg: Mapping[str, Any], configs_dir: Path, seed: int):
         self.model_cfg, self.configs_dir, self.seed = dict(model_cfg), configs_dir, seed
-        self._loaded: LoadedModel | None = None
 
     def model_config(self) -> dict[str, Any]:
         base_total(self.model_cfg, self.configs_dir)
@@ -97,9 +111,7 @@ class Counter:
         return _COUNTS[key]
 
     def _apply_and_count(self, options: Mapping[str, Any]) -> int:
-        if self._loaded is None:
-            self._loaded = load_model(self.model_cfg, self.configs_dir)
-        loaded = self._loaded
+        loaded = _base(self.model_cfg, self.configs_dir)
         method = methods.build(options)  # HarnessError for values the method rejects
         model = copy.deepcopy(loaded.model)
         with torch.random.fork_rng(devices=[]):  # same init draws as the run, RNG left untouched
@@ -111,9 +123,6 @@ class Counter:
             except (ValueError, RuntimeError) as exc:  # peft's own checks on sizes
                 raise HarnessError(f"method {method.name}: {str(exc).splitlines()[0]}") from None
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-    def release(self) -> None:
-        self._loaded = None
 
 
 def _synthetic_batches(vocab_size: int) -> Iterator[dict[str, torch.Tensor]]:
@@ -129,36 +138,45 @@ def knob_values(knob: SizeKnob, model_config: Mapping[str, Any]) -> list[int]:
     return list(range(knob.low, max(high, knob.low) + 1, knob.step))
 
 
-def _valid_prefix(values: list[int], count: Callable[[int], int]) -> list[int]:
-    """Values up to the largest one the method accepts on this model (validity is assumed to hold
-    up to a limit, e.g. a rank no larger than the smallest targeted layer): binary search."""
-    def ok(v: int) -> bool:
-        try:
-            count(v)
-            return True
-        except HarnessError:
-            return False
-
-    if ok(values[-1]):
-        return values
-    if not ok(values[0]):
-        count(values[0])  # re-raise the method's own message for its smallest value
-    lo, hi = 0, len(values) - 1  # ok(values[lo]) and not ok(values[hi])
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if ok(values[mid]) else (lo, mid)
-    return values[: lo + 1]
+def _count_or_none(count: Callable[[int], int], value: int) -> int | None:
+    """The count at `value`, or None where the method rejects the value on this model (e.g. a rank
+    above the smallest targeted layer): such values are assumed to lie above every valid one."""
+    try:
+        return count(value)
+    except HarnessError:
+        return None
 
 
-def _nearest_monotone(values: list[int], count: Callable[[int], int], target: int) -> list[int]:
-    """The (at most two) values whose counts bracket the target, by binary search."""
-    if count(values[-1]) < target:
-        return [values[-1]]
-    lo, hi = 0, len(values) - 1  # first index whose count >= target lies in [lo, hi]
+def _bracket(values: list[int], count: Callable[[int], int], target: int) -> list[int]:
+    """For a monotone knob, the (at most two) valid values whose counts straddle the target.
+
+    Counts are nearly always affine in the knob, so the first guess extrapolates from the two
+    smallest values and is checked against its neighbour; a wrong guess only narrows the binary
+    search that follows. Rejected values count as too large, so the search stays below them."""
+    def at_least(i: int) -> bool:
+        c = _count_or_none(count, values[i])
+        return c is None or c >= target
+
+    c0 = count(values[0])  # the smallest value must be valid: its error is the method's own message
+    if c0 >= target or len(values) == 1:
+        return [values[0]]
+    lo, hi = 1, len(values) - 1  # the first index whose count reaches the target lies in [lo, hi], or none does
+    hi_reaches = None
+    c1 = _count_or_none(count, values[1])
+    if c1 is not None and c1 > c0:
+        guess = min(max(-(-(target - c0) // (c1 - c0)), lo), hi)
+        if at_least(guess):
+            hi, hi_reaches = guess, True
+            if not at_least(guess - 1):
+                lo = guess  # the guess was right: no search needed
+        else:
+            lo = guess + 1
+    if lo > hi or not (hi_reaches or at_least(hi)):
+        return [values[-1]]  # even the largest value stays below the target
     while lo < hi:
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if count(values[mid]) >= target else (mid + 1, hi)
-    return values[max(lo - 1, 0): lo + 1]
+        lo, hi = (lo, mid) if at_least(mid) else (mid + 1, hi)
+    return [v for v in values[lo - 1: lo + 1] if _count_or_none(count, v) is not None]
 
 
 def solve(method_options: Mapping[str, Any], model_cfg: Mapping[str, Any], configs_dir: Path, target: int,
@@ -167,18 +185,17 @@ def solve(method_options: Mapping[str, Any], model_cfg: Mapping[str, Any], confi
     options = dict(method_options)
     cls = methods.get(str(options.get("name")))
     counter = Counter(model_cfg, configs_dir, seed)
-    try:
-        knob = cls.size_knob
-        if knob is None:
-            achieved = counter(options)
-            return _judge(cls.name, target, achieved, None, None, tolerance, None)
-        count = lambda v: counter({**options, knob.option: v})  # noqa: E731
-        values = _valid_prefix(knob_values(knob, counter.model_config()), count)
-        candidates = _nearest_monotone(values, count, target) if knob.monotone else values
-        value = min(candidates, key=lambda v: (abs(count(v) - target), v))
-        return _judge(cls.name, target, count(value), knob.option, value, tolerance, (values[0], values[-1]))
-    finally:
-        counter.release()
+    knob = cls.size_knob
+    if knob is None:
+        return _judge(cls.name, target, counter(options), None, None, tolerance, None)
+    count = lambda v: counter({**options, knob.option: v})  # noqa: E731
+    values = knob_values(knob, counter.model_config())
+    candidates = _bracket(values, count, target) if knob.monotone else values
+    counted = {v: c for v in candidates if (c := _count_or_none(count, v)) is not None}
+    if not counted:
+        count(values[0])  # nothing valid: raise the method's own message for its smallest value
+    value = min(counted, key=lambda v: (abs(counted[v] - target), v))
+    return _judge(cls.name, target, counted[value], knob.option, value, tolerance, (values[0], values[-1]))
 
 
 def _judge(name: str, target: int, achieved: int, knob: str | None, value: int | None, tolerance: float,

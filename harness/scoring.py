@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from harness.encoding import IGNORE, collate, encode_pair
+from harness.encoding import IGNORE, collate, encode_pairs
 
 
 @torch.no_grad()
@@ -24,7 +24,7 @@ def target_cross_entropy(
 ) -> list[tuple[float, int]]:
     """Per pair: (summed negative log-likelihood of the target tokens in nats, number of tokens)."""
     model.eval()
-    encoded = [encode_pair(tok, p, t, max_len) for p, t in pairs]
+    encoded = encode_pairs(tok, pairs, max_len)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))  # less padding per batch
     out: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)
     for start in range(0, len(order), batch_size):

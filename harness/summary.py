@@ -8,7 +8,8 @@ import pandas as pd
 
 from harness.store import ResultStore
 
-HEADLINE = ("exact_match_flexible", "exact_match_strict", "answer_ce", "forgetting_ce_delta", "forgetting_kl")
+HEADLINE = ("exact_match_flexible", "exact_match_strict", "answer_ce", "accuracy_avg", "forgetting_ce_delta",
+            "forgetting_acc_delta", "forgetting_kl")
 
 
 def run_line(row: dict, metrics: Iterable[dict]) -> str:
@@ -18,7 +19,17 @@ def run_line(row: dict, metrics: Iterable[dict]) -> str:
     values = {m["metric"]: m["value"] for m in metrics if m["step"] is None}
     shown = " ".join(f"{k}={values[k]:.4f}" for k in HEADLINE if k in values)
     return (f"{head}: {shown} | trainable={row['trainable_params']:,} train={row['train_time_s']:.0f}s "
-            f"{row['tokens_per_s']:.0f} tok/s peak_mem={row['peak_mem_bytes'] / 2**20:.0f}MiB")
+            f"{row['tokens_per_s']:.0f} tok/s peak_mem={row['peak_mem_bytes'] / 2**20:.0f}MiB"
+            f"\n  {learning_vs_forgetting(row['task'], metrics)}")
+
+
+def learning_vs_forgetting(task: str, metrics: Iterable[dict]) -> str:
+    """The run's gains on its own task next to its forgetting probes' deltas, signed."""
+    final = [m for m in metrics if m["step"] is None]
+    gains = [f"{m['metric']}={m['value']:+.4f}" for m in final if m["task"] == task and m["metric"].startswith("gain_")]
+    forgetting = [f"{m['metric']}={m['value']:+.4f}" for m in final
+                  if m["task"].count("/") == 1 and m["task"].startswith("forgetting/") and m["metric"].startswith("forgetting_")]
+    return f"learning: {' '.join(gains) or '(off)'} | forgetting: {' '.join(forgetting) or '(off)'}"
 
 
 def comparison_table(store: ResultStore, run_ids: Iterable[str]) -> pd.DataFrame:

@@ -40,7 +40,7 @@ class BOFTConfig(MethodConfig):
         target_modules: suffixes of the linear layers whose input is rotated.
     """
 
-    lr: float = 3e-4
+    lr: float = 8e-4
     block_size: int = 8
     n_butterfly_factor: int = 2
     dropout: float = 0.0

@@ -29,7 +29,7 @@ class FourierFTConfig(MethodConfig):
         target_modules: suffixes of the linear layers that get an update.
     """
 
-    lr: float = 3e-2
+    lr: float = 5e-2
     n_frequency: int = 1000
     scaling: float = 300.0
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")

@@ -30,7 +30,7 @@ class HRAConfig(MethodConfig):
         target_modules: suffixes of the linear layers that get reflections.
     """
 
-    lr: float = 1e-4
+    lr: float = 1e-5
     r: int = 8
     gram_schmidt: bool = False
     target_modules: tuple[str, ...] = ALL_LINEAR

@@ -43,7 +43,7 @@ class LoRAGAConfig(LoRAConfig):
     """
 
     lr: float = 2e-5
-    calibration_batches: int = 16
+    calibration_batches: int = 32
     direction: str = "ArB2r"
     scale: str = "stable"
     stable_gamma: int = 16

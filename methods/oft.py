@@ -51,7 +51,7 @@ class OFTConfig(MethodConfig):
         target_modules: suffixes of the linear layers whose input is rotated.
     """
 
-    lr: float = 4e-4
+    lr: float = 8e-4
     block_size: int = 32
     cayley_neumann: bool = True
     target_modules: tuple[str, ...] = ALL_LINEAR

@@ -31,7 +31,7 @@ class PTuningConfig(MethodConfig):
         encoder_hidden_size: hidden width of the encoder; None uses the model's hidden size.
     """
 
-    lr: float = 1e-3
+    lr: float = 1e-5
     num_virtual_tokens: int = 20
     encoder: str = "LSTM"
     encoder_hidden_size: int | None = None

@@ -66,3 +66,47 @@ def test_missing_data_names_every_source_tried(tmp_path):
     message = str(err.value)
     assert "no data for task gsm8k" in message and str(tmp_path / "gsm8k" / "train.jsonl") in message
     assert "\n" not in message
+
+
+def _local(shared_data, **overrides):
+    task = GSM8K({**TASK_CFG, **overrides})
+    return task, task.load({"dir": str(shared_data), "order": ["local"]})
+
+
+class _Ctx:  # eval_prompts reads only the tokenizer, and only when the chat template is on
+    tokenizer = None
+
+
+def test_zero_shot_prompts_are_the_template_unchanged(shared_data):
+    assert TASK_CFG["n_shots"] == 0 and TASK_CFG["chat_template"] is False
+    task, data = _local(shared_data, n_eval=5)
+    assert task.shots(data) == []
+    assert task.eval_prompts(_Ctx(), data) == [TASK_CFG["prompt_template"].format(question=x["question"]) for x in data.eval]
+
+
+def test_k_shot_draws_train_items_by_seed_and_never_eval_items(shared_data):
+    task, data = _local(shared_data, n_eval=20, n_shots=3, shot_seed=0)
+    shots = task.shots(data)
+    assert len(shots) == 3 and all(s in data.train for s in shots)
+    assert not {s["question"] for s in shots} & {x["question"] for x in data.eval}
+    assert shots == task.shots(data)  # the same seed, the same shots
+    other, _ = _local(shared_data, n_eval=20, n_shots=3, shot_seed=1)
+    assert other.shots(data) != shots
+    prompt = task.eval_prompts(_Ctx(), data)[0]
+    # every shot is a solved example in the prompt's own format, then the eval question
+    assert prompt.count("Question: ") == 4 and prompt.endswith(task.prompt(data.eval[0]))
+    assert all(f"{task.prompt(s)} {s['answer']}\n\n" in prompt for s in shots)
+
+
+def test_k_shot_beyond_the_train_split_is_a_one_line_error(shared_data):
+    task, data = _local(shared_data, n_eval=2, n_shots=10_000)
+    with pytest.raises(HarnessError, match=r"task.n_shots=10000 is impossible: the train split has 7473 items"):
+        task.shots(data)
+
+
+def test_chat_template_wraps_the_prompt_as_a_user_turn(shared_data, tiny_model):
+    task, data = _local(shared_data, n_eval=1, chat_template=True)
+    ctx = type("Ctx", (), {"tokenizer": tiny_model().tokenizer})()
+    prompt = task.eval_prompts(ctx, data)[0]
+    assert task.prompt(data.eval[0]) in prompt and prompt != task.prompt(data.eval[0])
+    assert prompt.rstrip().endswith("assistant")  # SmolLM2's template opens the assistant turn

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
@@ -152,13 +153,24 @@ SUITE_RUNS = {  # suite: (its datasets here, overrides)
 }
 
 
+@pytest.fixture(scope="module")
+def suite_runs(tmp_path_factory, shared_data):
+    """Both suites through the real CLI, side by side (each process spends most of its time importing)."""
+    common = ["model=tiny-random-llama", "budget=smoke", "task.n_eval=2", "data.order=[local]", "forgetting.probes=[]"]
+    with ThreadPoolExecutor(2) as pool:
+        futures = {
+            suite: pool.submit(run_cli, [*common, f"task={suite}", *overrides], tmp_path_factory.mktemp(suite),
+                               {"HARNESS_DATA_DIR": str(shared_data)})
+            for suite, (_, overrides) in SUITE_RUNS.items()
+        }
+        return {suite: f.result() for suite, f in futures.items()}
+
+
 @pytest.mark.parametrize("suite", sorted(SUITE_RUNS))
-def test_suite_trains_once_and_writes_a_row_per_dataset(tmp_path, shared_data, suite):
-    proc = run_cli(["model=tiny-random-llama", "budget=smoke", f"task={suite}", "task.n_eval=2", "data.order=[local]",
-                    "forgetting.probes=[]", "forgetting.target_gain=false", *SUITE_RUNS[suite][1]],
-                   tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+def test_suite_trains_once_and_writes_a_row_per_dataset(suite_runs, suite):
+    proc = suite_runs[suite]
     assert proc.returncode == 0, proc.stderr[-3000:]
-    store = ResultStore(tmp_path)
+    store = ResultStore(proc.args[3].split("=", 1)[1])
     runs, metrics, _ = store.read()
     assert len(runs) == 1 and runs["status"].iloc[0] == "finished" and runs["train_steps"].iloc[0] == 3
     name = runs["task"].iloc[0]
@@ -168,6 +180,8 @@ def test_suite_trains_once_and_writes_a_row_per_dataset(tmp_path, shared_data, s
     for d in datasets:
         row = final.loc[(d, "accuracy")]
         assert row["n"] == 2 and 0 <= row["value"] <= 1 and row["metric_version"].startswith("llm_adapters/")
+        gain = final.loc[(d, "gain_accuracy")]  # learning: tuned - base on the same two items
+        assert -1 <= gain["value"] <= 1 and gain["metric_version"] == "gain/v1+" + row["metric_version"]
     avg = final.loc[(name, "accuracy_avg")]
     assert abs(avg["value"] - sum(final.loc[(d, "accuracy"), "value"] for d in datasets) / len(datasets)) < 1e-12
     assert avg["n"] == 2 * len(datasets)
@@ -177,6 +191,7 @@ def test_suite_trains_once_and_writes_a_row_per_dataset(tmp_path, shared_data, s
     config = json.loads(runs["config_json"].iloc[0])["task"]
     assert config["prompt_version"] == "v1" and config["chat_template"] is False and config["n_eval"] == 2
     assert json.loads(runs["data_json"].iloc[0])["n_eval"] == {d: 2 for d in datasets}
+    assert "learning:" in proc.stdout
 
 
 def test_cli_without_the_training_set_is_a_one_line_error_and_no_rows(tmp_path, shared_data):

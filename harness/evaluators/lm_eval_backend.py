@@ -70,7 +70,7 @@ def _write_task(root: Path, task: LmEvalTask) -> None:
         "task": task.name, "tag": [], "dataset_path": "json", "dataset_name": None,
         "dataset_kwargs": {"data_files": {k: str(v) for k, v in files.items()}},
         "test_split": "test", "validation_split": None, "training_split": None,
-        **({"fewshot_split": "dev"} if task.fewshot_docs is not None else {}),
+        "fewshot_split": "dev" if task.fewshot_docs is not None else None,
         **task.overrides,
     }
     if task.base:
@@ -119,6 +119,11 @@ def choice_scores(tok: PreTrainedTokenizerBase, rows: list[dict]) -> list[list[C
     return out
 
 
-def generations(rows: list[dict]) -> list[str]:
-    """Per document: lm-eval's raw generate_until output (before its answer-extraction filters)."""
-    return [row["resps"][0][0] for row in rows]
+def greedy_generations(model: nn.Module, tok: PreTrainedTokenizerBase, task: LmEvalTask, stop: list[str],
+                       max_new_tokens: int, batch_size: int, device: torch.device) -> tuple[list[str], dict]:
+    """lm-eval's zero-shot greedy `generate_until` on `task` with our stop strings and token limit:
+    per document its raw output (before lm-eval's answer-extraction filters), and the run identity."""
+    gen = {"until": list(stop), "do_sample": False, "temperature": 0.0, "max_gen_toks": max_new_tokens}
+    task = LmEvalTask(task.name, task.base, task.docs, task.fewshot_docs, {**task.overrides, "generation_kwargs": gen})
+    result = run(model, tok, [task], batch_size, device, num_fewshot=0)
+    return [row["resps"][0][0] for row in result.samples[task.name]], result.identity

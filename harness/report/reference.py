@@ -6,11 +6,13 @@ optional spread / n_runs / n_eval_items / notes), every `source_id` cited in
 our metrics are fractions.
 
 Matching: a reference row is compared with every configuration of ours (method x model x task x
-budget x variant) with the same method, task and metric. The task matches on its base name: ours
-may carry marks of a different data set-up (`metamathqa_gsm8k~gsm8k_train`: a substitute training
-pool; `...[gsm8k_testslice]`: evaluation items from a test slice). A different model or such a
-mark is listed in the `differences` column: the row is still compared, never passed off as the
-same experiment. Reference rows without a match are listed as `not run`.
+budget x variant) with the same method, task and metric. A reference task is a run's task, or
+`<suite>/<dataset>` for a suite whose runs write one row per dataset (`llm_adapters_math/svamp`).
+Our task matches on its base name: it may carry marks of a different data set-up
+(`metamathqa_gsm8k~gsm8k_train`: a substitute training pool; `...[gsm8k_testslice]`: evaluation
+items from a test slice). A different model or such a mark is listed in the `differences`
+column: the row is still compared, never passed off as the same experiment. Reference rows
+without a match are listed as `not run`.
 
 Noise band, for a published value p and one configuration of ours with k seeds:
     se_ours = sqrt(s**2 / k + e**2)   s: std of the metric across seeds (0 for one seed),
@@ -34,7 +36,8 @@ from scipy import stats
 
 from harness.errors import HarnessError
 from harness.report.build import _write_table as write_table
-from harness.report.load import Results, load_results
+from harness.report.load import CONFIG_KEYS, Results, load_results
+from harness.report.load import _newest_versions as newest_versions
 from harness.report.tables import format_interval
 from harness.stats import CONFIDENCE
 from harness.store import ResultStore
@@ -125,11 +128,23 @@ def load_reference(name: str, directory: Path = REFERENCES_DIR) -> pd.DataFrame:
     return checked
 
 
-def _item_stderr(results_dir: Path, run_ids: pd.Series) -> pd.DataFrame:
-    """Per run and metric, the standard error over evaluation items (final values only)."""
+def base_task(task: str) -> str:
+    """The task name without its data-set-up marks (`metamathqa_gsm8k~gsm8k_train` -> `metamathqa_gsm8k`)."""
+    return TASK_MARKS.split(task)[0]
+
+
+def our_values(results_dir: Path, results: Results) -> pd.DataFrame:
+    """Long form, one row per finished run x final metric: the run's configuration (CONFIG_KEYS),
+    `key` (the task as references name it), metric, value and its standard error over items."""
     _, metrics, _ = ResultStore(results_dir).read(strict=False)  # unreadable parts are already named by the report
-    final = metrics[metrics["step"].isna() & metrics["run_id"].isin(run_ids)]
-    return final[["run_id", "metric", "stderr"]].drop_duplicates(["run_id", "metric"])
+    metrics, _ = newest_versions(metrics)  # as the leaderboards: never mix metric versions
+    final = metrics[metrics["step"].isna()][["run_id", "task", "metric", "value", "stderr"]]
+    runs = results.runs[["run_id", *CONFIG_KEYS]].rename(columns={"task": "run_task"})
+    values = final.merge(runs, on="run_id")
+    suite = values["task"] != values["run_task"]  # a suite's per-dataset rows carry the dataset as their task
+    bases = values["run_task"].map(base_task)
+    values["key"] = bases.where(~suite, bases + "/" + values["task"])
+    return values
 
 
 @dataclass(frozen=True)
@@ -140,13 +155,14 @@ class Ours:
     item_se_known: bool
 
 
-def _ours(runs: pd.DataFrame, metric: str, stderr: pd.DataFrame) -> Ours:
-    values = runs[metric].astype(float).dropna()
-    k = len(values)
-    seed_var = float(values.var(ddof=1)) if k > 1 else 0.0
-    item = stderr[(stderr["metric"] == metric) & stderr["run_id"].isin(runs.loc[values.index, "run_id"])]["stderr"]
-    item_se = float(item.astype(float).mean()) if item.notna().any() else 0.0
-    return Ours(float(values.mean()), math.sqrt(seed_var / k + item_se**2), k, bool(item.notna().any()))
+def _ours(values: pd.DataFrame) -> Ours:
+    """One configuration's runs (one row per seed) of one metric."""
+    x = values["value"].astype(float)
+    k = len(x)
+    seed_var = float(x.var(ddof=1)) if k > 1 else 0.0
+    item = values["stderr"].astype(float)
+    item_se = float(item.mean()) if item.notna().any() else 0.0
+    return Ours(float(x.mean()), math.sqrt(seed_var / k + item_se**2), k, bool(item.notna().any()))
 
 
 def _published_se(ref: pd.Series) -> float:
@@ -162,7 +178,7 @@ def _differences(ref: pd.Series, config: pd.Series, ours: Ours, se_pub: float) -
     notes = []
     if config["model"] != ref["model"]:
         notes.append(f"model: ours {config['model']}, published {ref['model']} ({ref['model_hub_id']})")
-    marks = config["task"][len(TASK_MARKS.split(config["task"])[0]):]
+    marks = config["run_task"][len(base_task(config["run_task"])):]
     if marks:
         notes.append(f"data set-up: {marks}")
     if math.isnan(se_pub):
@@ -172,30 +188,28 @@ def _differences(ref: pd.Series, config: pd.Series, ours: Ours, se_pub: float) -
     return "; ".join(notes)
 
 
-def compare(results: Results, reference: pd.DataFrame, item_stderr: pd.DataFrame,
-            confidence: float = CONFIDENCE) -> pd.DataFrame:
-    """One row per (reference row x matching configuration of ours); `not run` rows for the rest."""
+def compare(reference: pd.DataFrame, values: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """One row per (reference row x matching configuration of ours, `values` from our_values);
+    a `not run` row for a reference row nothing of ours matches."""
     z = float(stats.norm.ppf(0.5 + confidence / 2))
-    runs = results.runs.assign(base_task=[TASK_MARKS.split(t)[0] for t in results.runs["task"]])
-    keys = ["task", "model", "budget", "variant"]
+    values = values[values["value"].notna()]
+    keys = ["run_task", "model", "budget", "variant"]
     rows = []
     for _, ref in reference.iterrows():
         base = {c: ref[c] for c in ("reference", "source_id", "published_method", "method", "metric")}
         base.update(published_task=ref["task"], published_model=ref["model"], published=ref["published"], source=ref["source"])
-        matched = runs[(runs["method"] == ref["method"]) & (runs["base_task"] == ref["task"])]
-        measured = matched[ref["metric"]].notna() if ref["metric"] in matched else pd.Series(False, index=matched.index)
-        matched = matched[measured]
+        matched = values[(values["method"] == ref["method"]) & (values["key"] == ref["task"]) & (values["metric"] == ref["metric"])]
         if matched.empty:
             rows.append({**base, "verdict": "not run"})
             continue
-        for key, config_runs in matched.groupby(keys, sort=True):
+        for key, config_values in matched.groupby(keys, sort=True):
             config = pd.Series(dict(zip(keys, key)))
-            ours = _ours(config_runs, ref["metric"], item_stderr)
+            ours = _ours(config_values)
             se_pub = _published_se(ref)
             band = z * math.sqrt(ours.se**2 + (0.0 if math.isnan(se_pub) else se_pub**2))
             difference = ours.mean - ref["published"]
             verdict = "within noise" if abs(difference) <= band else ("above" if difference > 0 else "below")
-            rows.append({**base, "our_task": config["task"], "our_model": config["model"], "budget": config["budget"],
+            rows.append({**base, "our_task": config["run_task"], "our_model": config["model"], "budget": config["budget"],
                          "variant": config["variant"], "n_seeds": ours.n_seeds, "ours": ours.mean,
                          "ours_low": ours.mean - z * ours.se, "ours_high": ours.mean + z * ours.se,
                          "difference": difference, "band": band, "verdict": verdict,
@@ -245,12 +259,11 @@ def write_references(results_dir: Path | str, out_dir: Path | str | None, names:
     references = {name: load_reference(name) for name in names}  # every file is checked before anything is written
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
-    results = load_results(results_dir)
-    stderr = _item_stderr(results_dir, results.runs["run_id"])
+    values = our_values(results_dir, load_results(results_dir))
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, reference in references.items():
-        table = compare(results, reference, stderr, confidence)
+        table = compare(reference, values, confidence)
         text = format_comparison(table[table["verdict"] != "not run"], confidence)
         files = write_table(table, text, out, f"reference_{name}", f"{name}: our runs next to the published numbers")
         written.append(WrittenReference(name, table, text, files))

@@ -1,0 +1,80 @@
+"""The same 8-run sweep on tiny-random-llama with 1 worker (Hydra's basic launcher, torch's default
+threads) and with N joblib workers (`+launcher=local_parallel`, cpu_count // N torch threads each),
+each into a fresh results folder, then the same command again (every run skipped, caches warm).
+Prints wall times, the speed-up (target >= 1.8x with 2 workers on 2 cores) and the rerun time.
+
+    python benchmarks/sweep_parallel.py                 # 2 workers, 1 repeat
+    python benchmarks/sweep_parallel.py --repeats 3     # alternates 1 / N workers, reports medians
+
+Thread settings are the harness's own: OMP_NUM_THREADS / MKL_NUM_THREADS are removed from the
+environment of the measured commands. Wall times depend on what else runs on the machine: the
+load average before and after each command is printed with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from harness.store import ResultStore  # noqa: E402
+
+SWEEP = ["+sweep=smoke", "seed=0,1,2,3"]  # lora, pissa x 4 seeds = 8 runs
+
+
+def timed_sweep(results: Path, workers: int, extra: list[str]) -> float:
+    launcher = [] if workers == 1 else ["+launcher=local_parallel", f"hydra.launcher.n_jobs={workers}"]
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env.setdefault("HARNESS_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    env["HF_HUB_OFFLINE"] = "1"
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "harness", f"results_dir={results}", *SWEEP, *launcher, *extra],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"sweep failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    runs, _, _ = ResultStore(results).read()
+    assert len(runs) == 8 and (runs["status"] == "finished").all(), runs[["run_id", "status", "error"]]
+    print(f"  workers={workers} {wall:7.1f} s  ({proc.stdout.count('[skip]')} skipped; "
+          f"load avg {load:.2f} -> {os.getloadavg()[0]:.2f})", flush=True)
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("extra", nargs="*", help="more overrides for every sweep, e.g. task.n_eval=2")
+    args = parser.parse_args()
+    print(f"8-run sweep {' '.join(SWEEP + args.extra)} on {os.cpu_count()} CPUs "
+          f"(affinity {len(os.sched_getaffinity(0))}); 1 vs {args.workers} workers", flush=True)
+    first: dict[int, list[float]] = {1: [], args.workers: []}
+    rerun: dict[int, list[float]] = {1: [], args.workers: []}
+    with tempfile.TemporaryDirectory(prefix="sweep_parallel_") as tmp:
+        for r in range(args.repeats):
+            order = (1, args.workers) if r % 2 == 0 else (args.workers, 1)  # alternate against load drift
+            for workers in order:
+                results = Path(tmp) / f"r{r}_w{workers}"
+                print(f"repeat {r + 1}: fresh results folder", flush=True)
+                first[workers].append(timed_sweep(results, workers, args.extra))
+                print(f"repeat {r + 1}: same command again", flush=True)
+                rerun[workers].append(timed_sweep(results, workers, args.extra))
+    seq, par = statistics.median(first[1]), statistics.median(first[args.workers])
+    print(f"\nsweep wall time (median of {args.repeats}): 1 worker {seq:.1f} s, {args.workers} workers {par:.1f} s "
+          f"-> speed-up {seq / par:.2f}x (target >= 1.8x)")
+    for workers in (1, args.workers):
+        print(f"rerun, all skipped, caches warm ({workers} worker(s)): {statistics.median(rerun[workers]):.1f} s "
+              f"vs first run {statistics.median(first[workers]):.1f} s")
+
+
+if __name__ == "__main__":
+    main()
