@@ -3,8 +3,9 @@
 Zeroth-order SGD without a backward pass. Each step draws a seed s, regenerates z ~ N(0, I) from s
 to perturb the trained parameters in place (+eps z, then -2 eps z, then +eps z back), and takes
 g = (L(theta + eps z) - L(theta - eps z)) / (2 eps) from the two forward passes. `training_step`
-leaves g * z (z regenerated once more from s) in `.grad`, and the plain SGD that `build_optimizer`
-returns applies it, under the harness's learning-rate schedule. What trains (`mode`): every weight
+hands (s, g) to the optimizer that `build_optimizer` returns, which regenerates z from s once more
+and applies theta -= lr * g * z under the harness's learning-rate schedule: no gradient buffer is
+ever allocated, so training needs the memory of inference, the paper's point. What trains (`mode`): every weight
 of the model ("full", the paper's main setting) or a LoRA pair on the targeted layers ("lora",
 wrapped by `peft` exactly as the `lora` method does). The seeds come from a generator seeded by
 `seed`. With gradient accumulation the micro-batches' projected gradients add up. Init: the
@@ -54,6 +55,27 @@ class MeZOConfig(MethodConfig):
         self.require(self.mode in MODES, "mode", self.mode, f"choose one of {', '.join(MODES)}")
 
 
+class ZerothOrderSGD(torch.optim.Optimizer):
+    """SGD on projected gradients given as (seed, scalar) pairs: the update is -lr * (g * z(seed) +
+    weight_decay * theta). Pairs from accumulated micro-batches add up; weight decay applies once."""
+
+    def __init__(self, params: list[nn.Parameter], lr: float, weight_decay: float):
+        super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
+        self.pending: list[tuple[int, float]] = []
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            params, lr = group["params"], group["lr"]
+            if group["weight_decay"]:
+                for p in params:
+                    p.mul_(1 - lr * group["weight_decay"])
+            for seed, projected in self.pending:
+                for p, z in zip(params, directions(params, seed)):
+                    p.add_(z, alpha=-lr * projected)
+        self.pending.clear()
+
+
 def directions(params: list[nn.Parameter], seed: int) -> Iterator[torch.Tensor]:
     """z for each parameter, the same every time for the same seed (one generator per device)."""
     generators: dict[torch.device, torch.Generator] = {}
@@ -86,7 +108,8 @@ class MeZO(Method):
 
     def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
         params = [p for p in model.parameters() if p.requires_grad]
-        return torch.optim.SGD(params, lr=lr, weight_decay=self.config.weight_decay)
+        self.optimizer = ZerothOrderSGD(params, lr, self.config.weight_decay)
+        return self.optimizer
 
     @torch.no_grad()
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], scale: float = 1.0) -> torch.Tensor:
@@ -99,9 +122,7 @@ class MeZO(Method):
         loss_minus = model(**batch).loss
         self.perturb(params, seed, eps)
         projected = scale * (loss_plus - loss_minus) / (2 * eps)  # scale: a mean over accumulated micro-batches
-        for p, z in zip(params, directions(params, seed)):
-            step = z * projected.to(p.dtype)
-            p.grad = step if p.grad is None else p.grad.add_(step)
+        self.optimizer.pending.append((seed, float(projected)))
         return scale * (loss_plus + loss_minus) / 2
 
     @staticmethod

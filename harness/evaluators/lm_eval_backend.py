@@ -57,7 +57,7 @@ def lm_eval_version() -> str:
         raise HarnessError("task.evaluator=lm_eval needs lm-eval; install it with `pip install lm-eval` or set task.evaluator=native") from None
 
 
-def _write_task(root: Path, task: LmEvalTask) -> None:
+def _write_task(root: Path, task: LmEvalTask, num_fewshot: int) -> None:
     import lm_eval
 
     files = {"test": root / f"{task.name}.test.jsonl"}
@@ -69,7 +69,7 @@ def _write_task(root: Path, task: LmEvalTask) -> None:
     config: dict[str, Any] = {
         "task": task.name, "tag": [], "dataset_path": "json", "dataset_name": None,
         "dataset_kwargs": {"data_files": {k: str(v) for k, v in files.items()}},
-        "test_split": "test", "validation_split": None, "training_split": None,
+        "test_split": "test", "validation_split": None, "training_split": None, "num_fewshot": num_fewshot,
         "fewshot_split": "dev" if task.fewshot_docs is not None else None,
         **task.overrides,
     }
@@ -90,13 +90,16 @@ def run(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: list[LmEvalTask],
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size, device=str(device))
     with tempfile.TemporaryDirectory(prefix="harness-lm-eval-") as tmp:
         for task in tasks:
-            _write_task(Path(tmp), task)
+            _write_task(Path(tmp), task, num_fewshot)
         manager = TaskManager(include_path=tmp, include_defaults=False)
         out = simple_evaluate(
             model=lm, tasks=[t.name for t in tasks], task_manager=manager, num_fewshot=num_fewshot,
             log_samples=True, bootstrap_iters=0, fewshot_random_seed=fewshot_seed, verbosity="WARNING",
         )
-    samples = {name: sorted(rows, key=lambda s: s["doc_id"]) for name, rows in out["samples"].items()}
+    # lm-eval logs each document once per filter (gsm8k: strict-match and flexible-extract); the
+    # model's responses are the same in all, so keep one row per document, in doc order.
+    samples = {name: sorted({s["doc_id"]: s for s in reversed(rows)}.values(), key=lambda s: s["doc_id"])
+               for name, rows in out["samples"].items()}
     hashes = {
         name: hash_object([[s["doc_hash"], s["prompt_hash"], s["target_hash"]] for s in rows], 64)
         for name, rows in samples.items()
