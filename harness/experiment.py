@@ -32,6 +32,7 @@ from harness.metrics import Metric
 from harness.models import check_available, load_model
 from harness.provenance import git_state, versions
 from harness.store import ResultStore
+from harness.step_time import check_time_budget
 from harness.tasks.base import EvalContext, TaskData
 from harness.tracking import Tracker
 from harness.train import batch_stream, train
@@ -67,6 +68,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     params = param_budget.match(cfg, budget, CONF_DIR)  # sets the method's size knob; HarnessError if infeasible
     if params is not None and params.knob is not None:
         method = methods.build(OmegaConf.to_container(cfg.method, resolve=True))
+    check_time_budget(cfg, budget, CONF_DIR, pick_device(cfg.device))  # HarnessError if no step fits
     task = tasks.build(OmegaConf.to_container(cfg.task, resolve=True))
     data = task.load(OmegaConf.to_container(cfg.data, resolve=True))
     experiment = experiment_of({k: plain(v) for k, v in cfg.items()})

@@ -111,25 +111,33 @@ class Counter:
         return _COUNTS[key]
 
     def _apply_and_count(self, options: Mapping[str, Any]) -> int:
-        loaded = _base(self.model_cfg, self.configs_dir)
-        method = methods.build(options)  # HarnessError for values the method rejects
-        model = copy.deepcopy(loaded.model)
-        with torch.random.fork_rng(devices=[]):  # same init draws as the run, RNG left untouched
-            torch.manual_seed(self.seed)
-            if method.needs_calibration:
-                method.calibrate(model, _synthetic_batches(model.config.vocab_size))
-            try:
-                model = method.apply(model, BuildContext(loaded.tokenizer, loaded.tokenizer_path))
-            except (ValueError, RuntimeError) as exc:  # peft's own checks on sizes
-                raise HarnessError(f"method {method.name}: {str(exc).splitlines()[0]}") from None
+        method, model = applied_copy(options, self.model_cfg, self.configs_dir, self.seed)
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _synthetic_batches(vocab_size: int) -> Iterator[dict[str, torch.Tensor]]:
-    """Calibration batches of random tokens: shapes, not values, decide a method's size."""
+def applied_copy(options: Mapping[str, Any], model_cfg: Mapping[str, Any], configs_dir: Path,
+                 seed: int) -> tuple[methods.base.Method, torch.nn.Module]:
+    """A fresh method applied (with `seed`, as the run seeds it) to a copy of the base model.
+    HarnessError for option values the method rejects on this model."""
+    loaded = _base(model_cfg, configs_dir)
+    method = methods.build(options)
+    model = copy.deepcopy(loaded.model)
+    with torch.random.fork_rng(devices=[]):  # same init draws as the run, RNG left untouched
+        torch.manual_seed(seed)
+        if method.needs_calibration:
+            method.calibrate(model, synthetic_batches(model.config.vocab_size, 2, 16))
+        try:
+            model = method.apply(model, BuildContext(loaded.tokenizer, loaded.tokenizer_path))
+        except (ValueError, RuntimeError) as exc:  # peft's own checks on sizes
+            raise HarnessError(f"method {method.name}: {str(exc).splitlines()[0]}") from None
+    return method, model
+
+
+def synthetic_batches(vocab_size: int, batch_size: int, length: int) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of random tokens: shapes, not values, decide a method's size and a step's time."""
     gen = torch.Generator().manual_seed(0)
     while True:
-        ids = torch.randint(0, vocab_size, (2, 16), generator=gen)
+        ids = torch.randint(0, vocab_size, (batch_size, length), generator=gen)
         yield {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
 
 

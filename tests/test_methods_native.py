@@ -14,13 +14,20 @@ import torch
 from safetensors.torch import load_file
 
 import methods
-from methods.mezo import directions
 from harness.budget import Budget
 from harness.errors import HarnessError
 from harness.train import train
 from methods.base import trainable_parameter_count
+from methods.mezo import directions
 from methods.native import ColumnBlockLinear, decoder_layers
-from test_methods import ALL_LINEAR, _build, _inputs, _linear_shapes, _logits, assert_merge_keeps_outputs
+from tests.test_methods import (
+    ALL_LINEAR,
+    _build,
+    _inputs,
+    _linear_shapes,
+    _logits,
+    assert_merge_keeps_outputs,
+)
 
 TRAIN_CFG = {"grad_accum": 1, "warmup_ratio": 0.0, "grad_clip": 1.0, "precision": "fp32"}
 

@@ -1,0 +1,88 @@
+"""Caches shared by a sweep's runs: computed once even with concurrent workers, never read half
+written, keyed so that a different tokenizer, text or setting never hits another entry."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cache import compute_once, tokenized, tokenizer_fingerprint
+from harness.encoding import encode_pair
+from harness.forgetting import cached
+
+PAIRS = [("Question: 2+2?\nAnswer:", " 4 #### 4"), ("Question: a long one " * 20, " it is 7 #### 7")]
+
+
+def _slow_write(path: str, log: str) -> None:
+    def write(tmp: Path) -> None:
+        with open(log, "a") as f:
+            f.write("computed\n")
+        time.sleep(1.0)  # long enough for every other worker to find the entry missing
+        tmp.write_text("value")
+
+    assert compute_once(Path(path), write).read_text() == "value"
+
+
+def test_concurrent_workers_compute_an_entry_once(tmp_path):
+    ctx = mp.get_context("spawn")
+    target, log = tmp_path / "cache" / "entry.json", tmp_path / "log.txt"
+    workers = [ctx.Process(target=_slow_write, args=(str(target), str(log))) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+        assert w.exitcode == 0
+    assert log.read_text().count("computed") == 1
+    assert sorted(p.name for p in target.parent.iterdir() if not p.name.endswith(".lock")) == ["entry.json"]
+
+
+def test_a_failed_computation_leaves_nothing_readable(tmp_path):
+    target = tmp_path / "entry.json"
+
+    def broken(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-way")
+
+    with pytest.raises(RuntimeError):
+        compute_once(target, broken)
+    assert not target.exists() and not list(tmp_path.glob("*.tmp"))
+    assert compute_once(target, lambda tmp: tmp.write_text("whole")).read_text() == "whole"
+
+
+def test_tokenized_cache_hits_and_matches_fresh_encoding(tmp_path, tiny_model):
+    tok = tiny_model().tokenizer
+    calls = []
+
+    def encode(pairs):
+        calls.append(len(pairs))
+        return [encode_pair(tok, p, t, 32) for p, t in pairs]
+
+    first = tokenized(tmp_path, tok, PAIRS, {"max_len": 32}, encode)
+    again = tokenized(tmp_path, tok, PAIRS, {"max_len": 32}, encode)
+    assert first == again == [encode_pair(tok, p, t, 32) for p, t in PAIRS]
+    assert calls == [2]  # the second call read the cache
+    assert len(first[1][0]) == 32  # truncation survived the round trip
+    tokenized(tmp_path, tok, PAIRS, {"max_len": 16}, encode)  # other settings: another entry
+    tokenized(tmp_path, tok, PAIRS[:1], {"max_len": 32}, encode)  # other texts: another entry
+    assert calls == [2, 2, 1]
+    assert tokenized(tmp_path, tok, [], {"max_len": 32}, encode) == []
+
+
+def test_tokenizer_fingerprint_follows_content_not_name(tiny_model):
+    tok = tiny_model().tokenizer
+    same = tiny_model().tokenizer
+    assert tokenizer_fingerprint(tok) == tokenizer_fingerprint(same)
+    same.add_tokens(["<new-token>"])  # encodes differently now
+    assert tokenizer_fingerprint(tok) != tokenizer_fingerprint(same)
+
+
+def test_base_model_evaluations_are_computed_once(tmp_path):
+    calls = []
+    key = {"model": "m", "probe": {"n": 2}}
+    value, was_cached = cached(tmp_path, key, lambda: calls.append(1) or {"ce": [1.5, 2.0]})
+    again, again_cached = cached(tmp_path, key, lambda: calls.append(1) or {"ce": [0.0]})
+    assert (value, was_cached) == ({"ce": [1.5, 2.0]}, False)
+    assert (again, again_cached) == ({"ce": [1.5, 2.0]}, True) and calls == [1]
