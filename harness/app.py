@@ -7,13 +7,13 @@ import secrets
 from pathlib import Path
 from typing import Any, Mapping
 
-
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-import torch
 
 from harness.experiment import CONF_DIR, execute, prepare, write_job_marker
+from harness.preflight import SWEEP_JOBS_ENV
 from harness.store import ResultStore
 from harness.summary import run_line
 
@@ -29,7 +29,7 @@ def worker_threads(launcher: Mapping[str, Any], cpus: int, sweep_jobs: int | Non
     """Torch threads for one job when the launcher runs jobs side by side (None: a lone job keeps
     torch's default). Workers sharing cores must split them, or they oversubscribe and run slower
     than one after another."""
-    target = str(launcher.get("_target_", ""))
+    target = str(launcher.get("_target_", "")).lower()
     if "joblib" in target:
         n_jobs = int(launcher.get("n_jobs") or 1)
         workers = n_jobs if n_jobs > 0 else max(1, cpus + 1 + n_jobs)  # joblib: -1 = all cores, -2 = all but one
@@ -42,8 +42,6 @@ def worker_threads(launcher: Mapping[str, Any], cpus: int, sweep_jobs: int | Non
 
 
 def _limit_threads() -> None:
-    from harness.preflight import SWEEP_JOBS_ENV
-
     launcher = OmegaConf.to_container(HydraConfig.get().launcher, resolve=True)
     jobs = os.environ.get(SWEEP_JOBS_ENV)
     threads = worker_threads(launcher, len(os.sched_getaffinity(0)), int(jobs) if jobs else None)

@@ -14,12 +14,14 @@ import fcntl
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-from transformers import PreTrainedTokenizerBase
 
 from harness.hashing import hash_object
+
+if TYPE_CHECKING:  # light to import: worker processes that only need compute_once skip transformers
+    from transformers import PreTrainedTokenizerBase
 
 Encoded = list[tuple[list[int], list[int]]]
 TOKENIZED_FORMAT = "v1"  # bump when the stored layout changes

@@ -8,7 +8,6 @@ config, so moving between the hub, a local data dir and packaged fallbacks never
 from __future__ import annotations
 
 from pathlib import Path
-from pathlib import Path
 from typing import Callable, Mapping, Sequence, TypeVar
 
 from harness.errors import HarnessError
@@ -18,6 +17,10 @@ T = TypeVar("T")
 
 class SourceUnavailable(Exception):
     """This source cannot serve the data here; the message says why and how to provide it."""
+
+
+class DataMissing(HarnessError):
+    """No source could serve a dataset (optional data, e.g. a forgetting probe's, may be skipped)."""
 
 
 def first_available(what: str, loaders: Mapping[str, Callable[[], T]], order: Sequence[str]) -> tuple[str, T]:
@@ -34,17 +37,7 @@ def first_available(what: str, loaders: Mapping[str, Callable[[], T]], order: Se
             return kind, loader()
         except SourceUnavailable as miss:
             tried.append(f"{kind}: {miss}")
-    raise HarnessError(f"no data for {what}; tried " + "; ".join(tried))
-
-
-def local_file(data_dir: str | None, relative: str) -> Path:
-    """`<data.dir>/<relative>` when it exists; otherwise SourceUnavailable saying what is missing."""
-    if not data_dir:
-        raise SourceUnavailable("data.dir is not set (set HARNESS_DATA_DIR or data.dir=PATH)")
-    path = Path(data_dir).expanduser() / relative
-    if not path.is_file():
-        raise SourceUnavailable(f"{path} does not exist")
-    return path
+    raise DataMissing(f"no data for {what}; tried " + "; ".join(tried))
 
 
 def hub_loader(path: str, name: str | None, split: str, data_files: str | None = None) -> Callable[[], list[dict]]:
@@ -73,5 +66,5 @@ def local_path(data_dir: str | None, relative: str) -> Path:
         raise SourceUnavailable("data.dir is not set (set HARNESS_DATA_DIR or data.dir=PATH)")
     path = Path(data_dir).expanduser() / relative
     if not path.is_file():
-        raise SourceUnavailable(f"{path} does not exist")
+        raise SourceUnavailable(f"{path} does not exist (set data.dir or HARNESS_DATA_DIR to a folder in ../shared/data's layout)")
     return path

@@ -3,11 +3,12 @@ forgetting and cost, write one `runs` row and its `metrics` rows."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import methods
-from harness import __version__, param_budget, tasks
+from harness import __version__, lr_search, param_budget, tasks
 from harness.budget import Budget
 from harness.cache import tokenized
 from harness.costs import (PeakMemory, extra_prompt_tokens, memory_cap_check, memory_split, parameter_counts,
@@ -24,18 +25,19 @@ from harness.encoding import encode_pairs
 from harness.errors import RunFailed
 from harness.faults import fault_point
 from harness.flops import flops_metrics
-from harness.forgetting import build_probes
+from harness.forgetting import Probes, build_probes
 from harness.hashing import canonical_json
 from harness.identity import experiment_of, run_id
 from harness.latency import latency_metric, ms_per_token
 from harness.metrics import Metric
 from harness.models import check_available, load_model
 from harness.provenance import git_state, versions
-from harness.store import ResultStore
 from harness.step_time import check_time_budget
+from harness.store import ResultStore
 from harness.tasks.base import EvalContext, TaskData
 from harness.tracking import Tracker
-from harness.train import batch_stream, train
+from harness.train import TrainResult, batch_stream, train
+from harness.validation import Curve, carve, curve_metrics, val_loss
 from methods.base import BuildContext
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -54,6 +56,19 @@ class Prepared:
     experiment: dict
     run_id: str
     params: param_budget.ParamSolution | None = None  # the parameter budget's solution, if it has one
+    probes: Probes | None = None  # forgetting probes and target gain, their data loaded (a miss is a HarnessError here)
+    validation: list[dict] = field(default_factory=list)  # items carved from the training pool (harness/validation.py)
+
+
+@dataclass
+class Fitted:
+    """One trained candidate: the method, its model, how training went and what it cost."""
+
+    method: methods.base.Method
+    model: torch.nn.Module
+    result: TrainResult
+    peak: PeakMemory
+    curve: Curve
 
 
 def plain(value: Any) -> Any:
@@ -71,8 +86,15 @@ def prepare(cfg: DictConfig) -> Prepared:
     check_time_budget(cfg, budget, CONF_DIR, pick_device(cfg.device))  # HarnessError if no step fits
     task = tasks.build(OmegaConf.to_container(cfg.task, resolve=True))
     data = task.load(OmegaConf.to_container(cfg.data, resolve=True))
+    validation: list[dict] = []
+    if cfg.train.get("eval_every") or cfg.train.get("lr_sweep"):  # both need held-out training items
+        data, validation = carve(data, int(cfg.train.get("val_items", 64)))
+        lr_search.grid(method.config.lr, list(cfg.train.get("lr_sweep") or []))  # HarnessError for a bad grid
+    probes = build_probes(plain(cfg.forgetting), plain(cfg.data), Path(cfg.results_dir) / "cache" / "forgetting",
+                          CONF_DIR, task, data, int(cfg.train.max_seq_len))
     experiment = experiment_of({k: plain(v) for k, v in cfg.items()})
-    return Prepared(cfg, method, budget, task, data, experiment, run_id(experiment, data.identity), params)
+    return Prepared(cfg, method, budget, task, data, experiment, run_id(experiment, data.identity), params, probes,
+                    validation)
 
 
 def pick_device(name: str) -> torch.device:
@@ -127,8 +149,7 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
     row["model_json"] = canonical_json(loaded.identity)
 
     max_len = int(cfg.train.max_seq_len)
-    probes = build_probes(plain(cfg.forgetting), plain(cfg.data), Path(cfg.results_dir) / "cache" / "forgetting",
-                          CONF_DIR, p.task, p.data, max_len)
+    probes = p.probes
     probes.baseline(model, tok, loaded.identity, device)  # the base model: before the method touches it
 
     def encode(pairs):
@@ -137,38 +158,65 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
 
     encoded = tokenized(Path(cfg.results_dir) / "cache" / "tokenized", tok, [p.task.training_pair(x) for x in p.data.train],
                         {"max_len": max_len, "append": "eos"}, encode)
-    batch_size, data_seed = int(cfg.train.batch_size), int(cfg.train.data_seed)
-    batches = batch_stream(encoded, batch_size, tok.pad_token_id, data_seed)
-    if p.method.needs_calibration:  # a stream of its own: training order stays the same for every method
-        p.method.calibrate(model, batch_stream(encoded, batch_size, tok.pad_token_id, data_seed + 1))
+    batch_size, data_seed, accum = int(cfg.train.batch_size), int(cfg.train.data_seed), int(cfg.train.grad_accum)
+    mean_len = sum(len(ids) for ids, _ in encoded) / len(encoded)
+    hint = mean_len * batch_size * accum
+    budget = p.budget.for_pool(len(encoded), batch_size, accum)
+    every = int(cfg.train.get("eval_every") or 0)
+    score_batch = int(cfg.task.get("score_batch_size", 8))
 
-    torch.manual_seed(int(cfg.train.init_seed))  # the method's own init (adapter weights): seeded apart from data order
-    model = p.method.apply(model, BuildContext(tok, loaded.tokenizer_path))
+    def fit(fit_lr: float, method: methods.base.Method, model: torch.nn.Module) -> Fitted:
+        """Calibrate, apply and train one method on `model`; the same data order every time."""
+        if method.needs_calibration:  # a stream of its own: training order stays the same for every method
+            method.calibrate(model, batch_stream(encoded, batch_size, tok.pad_token_id, data_seed + 1))
+        torch.manual_seed(int(cfg.train.init_seed))  # the method's own init (adapter weights): seeded apart from data order
+        model = method.apply(model, BuildContext(tok, loaded.tokenizer_path))
+        curve = Curve(lambda: val_loss(model, tok, p.task, p.validation, score_batch, max_len, device), every)
+        curve.start()
+
+        def on_step(s: int, loss: float, cur_lr: float) -> None:
+            tracker.log({"train/loss": loss, "train/lr": cur_lr}, step=s)
+            fault_point("mid_train")
+            curve.step(s)
+
+        batches = batch_stream(encoded, batch_size, tok.pad_token_id, data_seed)
+        with PeakMemory(device) as peak:
+            result = train(model, method, batches, cfg.train, fit_lr, budget, device, hint, on_step=on_step)
+        if p.validation:
+            curve.finish(result.steps)
+        return Fitted(method, model, result, peak, curve)
+
+    multipliers = list(cfg.train.get("lr_sweep") or [])
+    if multipliers:  # every candidate starts from its own copy of the base model
+        base = model
+        found = lr_search.search(lr_search.grid(lr, multipliers),
+                                 lambda c: fit(c, methods.build(plain(cfg.method)), copy.deepcopy(base)),
+                                 lambda f: f.curve.points[-1][1])
+        del base
+        fitted, lr = found.fitted, found.lr
+        row.update(lr=lr, lr_grid=found.record(), lr_search_time_s=found.time_s)
+    else:
+        fitted = fit(lr, p.method, model)
+    method, model, result, peak = fitted.method, fitted.model, fitted.result, fitted.peak
     trainable, total = parameter_counts(model)
     row.update(trainable_params=trainable, total_params=total, trainable_pct=100.0 * trainable / total)
-
-    mean_len = sum(len(ids) for ids, _ in encoded) / len(encoded)
-    hint = mean_len * batch_size * int(cfg.train.grad_accum)
-    budget = p.budget.for_pool(len(encoded), batch_size, int(cfg.train.grad_accum))
-    with PeakMemory(device) as peak:
-        result = train(model, p.method, batches, cfg.train, lr, budget, device, hint,
-                       on_step=lambda s, loss, cur_lr: (tracker.log({"train/loss": loss, "train/lr": cur_lr}, step=s),
-                                                         fault_point("mid_train")))
     row.update(peak_mem_bytes=peak.peak_bytes, peak_mem_kind=peak.kind, train_time_s=result.time_s,
                train_steps=result.steps, train_tokens=result.tokens, stop_reason=result.stop_reason,
                tokens_per_s=result.tokens / result.time_s if result.time_s > 0 else None,
                within_memory_cap=memory_cap_check(peak.peak_bytes, budget.max_memory_bytes))
     costs = memory_split(model, result.optimizer_bytes, peak, "cost")
-    costs += flops_metrics(model, trainable, p.method.training_step is not None, result.tokens, result.sequences,
+    costs += flops_metrics(model, trainable, method.training_step is not None, result.tokens, result.sequences,
                            extra_prompt_tokens(model), result.steps, "cost")
+    costs += curve_metrics(fitted.curve.points, float(cfg.train.get("steps_to_target_fraction", 0.9)), p.data.name,
+                           len(p.validation))
 
-    row["adapter_bytes"] = p.method.save(model, job_dir / "adapter")
+    row["adapter_bytes"] = method.save(model, job_dir / "adapter")
     row["stored_params"] = stored_parameter_count(job_dir / "adapter")
     costs += _latency(model, tok, device, int(cfg.eval.get("latency_tokens", 0)), "unmerged")
     eval_start = time.perf_counter()
-    if cfg.eval.merge_adapters and p.method.mergeable:
-        p.method.merge(model)
-        costs += _latency(model, tok, device, int(cfg.eval.get("latency_tokens", 0)), "merged")
+    merged = cfg.eval.merge_adapters and method.mergeable
+    if merged:
+        method.merge(model)
     ctx = EvalContext(model, tok, device, max_len)
     metrics = p.task.evaluate(ctx, p.data)
     fault_point("mid_eval")
@@ -176,6 +224,8 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
         row["data_json"] = canonical_json({**p.data.identity, "evaluation": ctx.identity})
     metrics += probes.measure(model, tok, device, metrics, ctx.samples)
     row["eval_time_s"] = time.perf_counter() - eval_start
+    if merged:  # timed after the evaluation, so that eval_time_s stays evaluation only
+        costs += _latency(model, tok, device, int(cfg.eval.get("latency_tokens", 0)), "merged")
 
     tracker.log({f"{m.task}/{m.metric}": m.value for m in metrics})
     curve = [Metric(p.data.name, "train_loss", loss, None, 1, False, "train_loss/v1", step) for step, loss in result.losses]

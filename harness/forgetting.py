@@ -23,8 +23,10 @@ Base-model values are cached per model x probe/eval config x items (under
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 import yaml
@@ -33,7 +35,7 @@ from transformers import PreTrainedTokenizerBase
 
 from harness import tasks
 from harness.cache import compute_once
-from harness.data_sources import first_available, hub_loader, local_file
+from harness.data_sources import DataMissing, first_available, hub_loader, local_path
 from harness.errors import HarnessError
 from harness.hashing import hash_object
 from harness.metrics import Metric, mean_and_stderr
@@ -186,7 +188,7 @@ class GeneralSuiteProbe:
     def baseline(self, model: nn.Module, tok: PreTrainedTokenizerBase, model_identity: dict, device: torch.device) -> None:
         self.before = [
             cached(self.cache_root, self._key(model_identity, device, task, data),
-                   lambda: evaluate_task(task, data, model, tok, device, self.max_len))[0]
+                   partial(evaluate_task, task, data, model, tok, device, self.max_len))[0]
             for task, data, _ in self.members
         ]
 
@@ -274,7 +276,7 @@ def _general_text(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> tuple[
     hub = cfg["hub"]
     loaders = {
         "hub": lambda: "".join(r["text"] for r in hub_loader(hub["path"], hub["name"], hub["split"])()),
-        "local": lambda: local_file(data_cfg.get("dir"), cfg["local_file"]).read_text(encoding="utf-8"),
+        "local": lambda: local_path(data_cfg.get("dir"), cfg["local_file"]).read_text(encoding="utf-8"),
     }
     return first_available("the general-text forgetting probe", loaders, list(data_cfg["order"]))
 
@@ -295,7 +297,13 @@ def build_probes(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], cache_root
     probes = []
     for name in probe_names(cfg):
         if name == "general_suite":
-            probes.append(GeneralSuiteProbe(cfg["general_suite"], data_cfg, cache_root, conf_dir, max_len))
+            try:
+                probes.append(GeneralSuiteProbe(cfg["general_suite"], data_cfg, cache_root, conf_dir, max_len))
+            except DataMissing as miss:  # like general_text: a probe's data is optional unless required
+                if cfg["general_suite"].get("required", False):
+                    raise
+                print(f"[harness] forgetting: {miss}; general_suite skipped "
+                      "(forgetting.general_suite.required=true makes this an error)", flush=True)
         elif name == "kl_drift":
             probes.append(KLDriftProbe(cfg["kl_drift"]))
         else:

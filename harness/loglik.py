@@ -10,8 +10,10 @@ and the continuation is what follows the context's own tokens. The tokenizer's d
 tokens apply (lm-eval's HFLM default), and an empty context is replaced by the BOS (else EOS) token.
 
 Speed: each context is run through the model once, whatever its number of choices. Contexts are
-sorted by length and batched (left-padded, positions from the mask), the forward pass keeps only the
-last position's logits, which give every choice's first token (all of MMLU's " A".." D" and every
+batched by length (left-padded, positions from the mask), except that contexts sharing a long token
+prefix (k-shot examples of one MMLU subject, a passage with several questions) are batched together
+and that prefix runs once, its keys/values reused by every row. The forward pass keeps only the last
+position's logits, which give every choice's first token (all of MMLU's " A".." D" and every
 one-token GLUE label are then done). Longer continuations run in a second pass over the cached
 keys/values, one row per (context, choice), so the context is never recomputed. Prompt-learning PEFT
 models (virtual tokens prepended inside their forward) cannot take an external cache and are scored
@@ -29,6 +31,9 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from harness.generation import uses_prompt_learning
+
+
+MIN_SHARED_PREFIX = 16  # tokens; shorter common prefixes are not worth a separate forward pass
 
 
 class ChoiceScore(NamedTuple):
@@ -83,13 +88,37 @@ def choice_log_likelihoods(
         requests = [(ctx[-max(limit - max(map(len, conts)) + 1, 1):], conts) for ctx, conts in requests]
 
     score = _score_full_sequences if uses_prompt_learning(model) else _score_with_cache
-    order = sorted(range(len(requests)), key=lambda i: -len(requests[i][0]))  # similar lengths share a batch
     out: list[list[ChoiceScore]] = [[] for _ in requests]
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
-        idx = order[start : start + batch_size]
+    for idx in tqdm(_batches([ctx for ctx, _ in requests], batch_size), desc=desc, leave=False):
         for i, scores in zip(idx, score(model, tok, [requests[i] for i in idx], device)):
             out[i] = scores
     return out
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _batches(contexts: list[list[int]], batch_size: int) -> list[list[int]]:
+    """Batches of context indices. Contexts that share a long prefix (few-shot examples, a passage)
+    are batched only with each other, so each batch runs that prefix once; the rest are batched by
+    length, so batches pad little."""
+    by_tokens = sorted(range(len(contexts)), key=lambda i: contexts[i])
+    groups: list[list[int]] = [[]]
+    for i in by_tokens:  # in token order, a group is a run of neighbours sharing >= MIN_SHARED_PREFIX tokens
+        if groups[-1] and _common_prefix(contexts[groups[-1][0]], contexts[i]) >= MIN_SHARED_PREFIX:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    groups = [g for g in groups if g]
+    loose = sorted((i for g in groups if len(g) == 1 for i in g), key=lambda i: -len(contexts[i]))
+    runs = [sorted(g, key=lambda i: -len(contexts[i])) for g in groups if len(g) > 1] + [loose]
+    return [run[s : s + batch_size] for run in runs for s in range(0, len(run), batch_size)]
 
 
 def _pad(rows: list[list[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,10 +140,22 @@ def _choice_score(logprobs: torch.Tensor, targets: list[int]) -> ChoiceScore:
 
 
 def _score_with_cache(model, tok, batch, device) -> list[list[ChoiceScore]]:
-    ids, mask = _pad([ctx for ctx, _ in batch], tok.pad_token_id, left=True)
-    ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
-    first = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    contexts = [ctx for ctx, _ in batch]
+    # Tokens every context of the batch starts with (each keeps at least one of its own) run once.
+    shared = min([len(c) - 1 for c in contexts] + [_common_prefix(contexts[0], c) for c in contexts[1:]])
+    cache = None
+    if len(batch) > 1 and shared >= MIN_SHARED_PREFIX:
+        prefix = torch.tensor([contexts[0][:shared]], device=device)
+        cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+        cache.batch_repeat_interleave(len(batch))
+    else:
+        shared = 0
+    ids, own = _pad([c[shared:] for c in contexts], tok.pad_token_id, left=True)
+    ids, own = ids.to(device), own.to(device)
+    mask = torch.cat([own.new_ones(len(batch), shared), own], dim=1)  # left padding sits after the prefix
+    positions = shared + (own.cumsum(-1) - 1).clamp(min=0)  # real tokens count on from the prefix
+    first = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                  use_cache=True, logits_to_keep=1)
     first_logprobs = F.log_softmax(first.logits[:, -1].float(), dim=-1)  # predicts every choice's first token
 
     rows = [(b, cont) for b, (_, conts) in enumerate(batch) for cont in conts]

@@ -3,8 +3,9 @@ parameter count lands nearest a target, or say why it cannot.
 
 Counts are never computed from per-method formulas (they would drift from the code): every
 candidate value is applied, with the run's seed, to a copy of the very base model the run loads,
-and its `requires_grad` parameters are counted. A monotone knob is binary-searched (about
-log2(range) applications); a non-monotone one is scanned. Methods without a knob have one fixed
+and its `requires_grad` parameters are counted. A monotone knob is searched from a first guess
+extrapolated from its two smallest values, then binary search (4 applications when the count is
+affine in the knob, as it nearly always is); a non-monotone one is scanned. Methods without a knob have one fixed
 count. A solution is feasible when the count is within `tolerance` of the target.
 
 Counts are memoised per (model, method options, seed) for the life of the process: the preflight
@@ -16,6 +17,7 @@ trains, so the copy never inflates a run's peak memory.
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -29,8 +31,6 @@ from harness.errors import HarnessError
 from harness.hashing import canonical_json
 from harness.models import LoadedModel, load_model
 from methods.base import BuildContext, SizeKnob
-
-VERSION = "param_budget/v1"
 
 _COUNTS: dict[str, int] = {}  # memo: canonical (model, options, seed) -> trainable count
 _BASE_TOTALS: dict[str, tuple[int, dict[str, Any]]] = {}  # model key -> (total params, model config)
@@ -111,7 +111,7 @@ class Counter:
         return _COUNTS[key]
 
     def _apply_and_count(self, options: Mapping[str, Any]) -> int:
-        method, model = applied_copy(options, self.model_cfg, self.configs_dir, self.seed)
+        _, model = applied_copy(options, self.model_cfg, self.configs_dir, self.seed)
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -122,7 +122,10 @@ def applied_copy(options: Mapping[str, Any], model_cfg: Mapping[str, Any], confi
     loaded = _base(model_cfg, configs_dir)
     method = methods.build(options)
     model = copy.deepcopy(loaded.model)
-    with torch.random.fork_rng(devices=[]):  # same init draws as the run, RNG left untouched
+    # Same init draws as the run, global RNG left untouched; library deprecation warnings would
+    # only clutter the preflight's output (the run itself shows them).
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.manual_seed(seed)
         if method.needs_calibration:
             method.calibrate(model, synthetic_batches(model.config.vocab_size, 2, 16))
@@ -196,7 +199,7 @@ def solve(method_options: Mapping[str, Any], model_cfg: Mapping[str, Any], confi
     knob = cls.size_knob
     if knob is None:
         return _judge(cls.name, target, counter(options), None, None, tolerance, None)
-    count = lambda v: counter({**options, knob.option: v})  # noqa: E731
+    count = lambda v: counter({**options, knob.option: v})
     values = knob_values(knob, counter.model_config())
     candidates = _bracket(values, count, target) if knob.monotone else values
     counted = {v: c for v in candidates if (c := _count_or_none(count, v)) is not None}

@@ -9,6 +9,8 @@ with certainty and a feasible one is never rejected by it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from pathlib import Path
 
@@ -17,21 +19,34 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.budget import Budget
 from harness.errors import HarnessError
+from harness.hashing import canonical_json
 from harness.param_budget import applied_copy, synthetic_batches
 from harness.train import train
 
 PROBE_TOKENS = 16
 
 
+_MEASURED: dict[str, float] = {}  # the preflight and the run of one job share a measurement
+
+
 def min_step_seconds(cfg: DictConfig, configs_dir: Path, device: torch.device) -> float:
     options = OmegaConf.to_container(cfg.method, resolve=True)
+    key = canonical_json([options, OmegaConf.to_container(cfg.model, resolve=True),
+                          OmegaConf.to_container(cfg.train, resolve=True), str(device)])
+    if key not in _MEASURED:
+        _MEASURED[key] = _measure(cfg, options, configs_dir, device)
+    return _MEASURED[key]
+
+
+def _measure(cfg: DictConfig, options: dict, configs_dir: Path, device: torch.device) -> float:
     method, model = applied_copy(options, OmegaConf.to_container(cfg.model, resolve=True), configs_dir,
                                  int(cfg.train.get("init_seed", cfg.seed)))
     batches = synthetic_batches(model.config.vocab_size, int(cfg.train.batch_size), PROBE_TOKENS)
     stamps: list[float] = []
     lr = float(cfg.train.lr if cfg.train.lr is not None else method.config.lr)
-    train(model.to(device), method, batches, cfg.train, lr, Budget("step_probe", max_steps=2), device,
-          PROBE_TOKENS * int(cfg.train.batch_size), on_step=lambda *_: stamps.append(time.perf_counter()))
+    with contextlib.redirect_stderr(io.StringIO()):  # no progress bar: a preflight error stays one line
+        train(model.to(device), method, batches, cfg.train, lr, Budget("step_probe", max_steps=2), device,
+              PROBE_TOKENS * int(cfg.train.batch_size), on_step=lambda *_: stamps.append(time.perf_counter()))
     return stamps[1] - stamps[0]
 
 

@@ -12,6 +12,9 @@ the five shapes methods come in:
   `apply` with an endless stream of training batches (its own stream: the training order is the
   same for every method);
 * add a term to the loss (SORSA's regulariser): `regularization`.
+
+Methods whose size is set by one integer option (rank, bottleneck width, virtual tokens, layers)
+declare it as `size_knob`, so parameter-matched budgets can size them (harness/param_budget.py).
 """
 
 from __future__ import annotations

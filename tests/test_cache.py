@@ -3,38 +3,53 @@ written, keyed so that a different tokenizer, text or setting never hits another
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.cache import compute_once, tokenized, tokenizer_fingerprint
 from harness.encoding import encode_pair
 from harness.forgetting import cached
+from tests.conftest import REPO
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """A fresh copy of the real SmolLM2 tokenizer per call (tiny-random-llama uses it too)."""
+    from transformers import AutoTokenizer
+
+    from harness.models import converted_gguf_dir
+
+    folder, _ = converted_gguf_dir(yaml.safe_load((REPO / "conf" / "model" / "smollm2-135m.yaml").read_text()))
+    return lambda: AutoTokenizer.from_pretrained(folder)
+
 
 PAIRS = [("Question: 2+2?\nAnswer:", " 4 #### 4"), ("Question: a long one " * 20, " it is 7 #### 7")]
 
 
-def _slow_write(path: str, log: str) -> None:
-    def write(tmp: Path) -> None:
-        with open(log, "a") as f:
-            f.write("computed\n")
-        time.sleep(1.0)  # long enough for every other worker to find the entry missing
-        tmp.write_text("value")
+# A worker: computes the entry slowly (long enough for every other worker to find it missing) and
+# logs each computation.
+WORKER = """
+import sys, time
+from pathlib import Path
+from harness.cache import compute_once
 
-    assert compute_once(Path(path), write).read_text() == "value"
+def write(tmp):
+    with open(sys.argv[2], "a") as f:
+        f.write("computed\\n")
+    time.sleep(1.0)
+    tmp.write_text("value")
+
+assert compute_once(Path(sys.argv[1]), write).read_text() == "value"
+"""
 
 
 def test_concurrent_workers_compute_an_entry_once(tmp_path):
-    ctx = mp.get_context("spawn")
     target, log = tmp_path / "cache" / "entry.json", tmp_path / "log.txt"
-    workers = [ctx.Process(target=_slow_write, args=(str(target), str(log))) for _ in range(4)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(120)
-        assert w.exitcode == 0
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(target), str(log)], cwd=REPO) for _ in range(4)]
+    assert [w.wait(120) for w in workers] == [0, 0, 0, 0]
     assert log.read_text().count("computed") == 1
     assert sorted(p.name for p in target.parent.iterdir() if not p.name.endswith(".lock")) == ["entry.json"]
 
@@ -52,8 +67,8 @@ def test_a_failed_computation_leaves_nothing_readable(tmp_path):
     assert compute_once(target, lambda tmp: tmp.write_text("whole")).read_text() == "whole"
 
 
-def test_tokenized_cache_hits_and_matches_fresh_encoding(tmp_path, tiny_model):
-    tok = tiny_model().tokenizer
+def test_tokenized_cache_hits_and_matches_fresh_encoding(tmp_path, tokenizer):
+    tok = tokenizer()
     calls = []
 
     def encode(pairs):
@@ -71,9 +86,9 @@ def test_tokenized_cache_hits_and_matches_fresh_encoding(tmp_path, tiny_model):
     assert tokenized(tmp_path, tok, [], {"max_len": 32}, encode) == []
 
 
-def test_tokenizer_fingerprint_follows_content_not_name(tiny_model):
-    tok = tiny_model().tokenizer
-    same = tiny_model().tokenizer
+def test_tokenizer_fingerprint_follows_content_not_name(tokenizer):
+    tok = tokenizer()
+    same = tokenizer()
     assert tokenizer_fingerprint(tok) == tokenizer_fingerprint(same)
     same.add_tokens(["<new-token>"])  # encodes differently now
     assert tokenizer_fingerprint(tok) != tokenizer_fingerprint(same)

@@ -83,7 +83,7 @@ def test_output_location_does_not_change_run_id(smoke_sweep, shared_data, tmp_pa
 @pytest.mark.parametrize("override,needle", [
     ("method=nope", "unknown method 'nope'; valid method names: "),
     ("model=nope", "unknown model 'nope'; valid model names:"),
-    ("task=nope", "unknown task 'nope'; valid task names: gsm8k"),
+    ("task=nope", "unknown task 'nope'; valid task names: "),  # independent of how many tasks there are
     ("method=lora,nope", "unknown method 'nope'"),
     ("method.r=-1", "method.r=-1 is invalid"),
     ("budget.max_steps=0", "budget.max_steps=0 is impossible"),

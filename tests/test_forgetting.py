@@ -34,8 +34,8 @@ def _data_cfg(shared_data) -> dict:
 def test_default_general_suite_is_built_from_registered_tasks_eval_items(shared_data, tmp_path):
     probe = GeneralSuiteProbe(_suite_cfg(6), _data_cfg(shared_data), tmp_path, CONF_DIR, 256)
     assert [task.name for task, _, _ in probe.members] == [s["task"] for s in ROOT_CFG["general_suite"]["tasks"]]
-    for task, data, _ in probe.members:
-        assert data.train == [] and len(data.eval) == 6 * len(task.cfg["datasets"])
+    for task, data, _ in probe.members:  # n_eval items of every subject / dataset
+        assert len(data.eval) == 6 * len(task.cfg.get("datasets") or task.cfg["subjects"])
 
 
 def test_general_suite_delta_is_zero_when_the_model_is_unchanged(shared_data, tmp_path, tiny_model):
@@ -44,9 +44,9 @@ def test_general_suite_delta_is_zero_when_the_model_is_unchanged(shared_data, tm
     probe.baseline(loaded.model, loaded.tokenizer, {"model": "tiny"}, CPU)
     rows = {(m.task, m.metric): m for m in probe.measure(loaded.model, loaded.tokenizer, CPU)}
     members = [k for k in rows if k[0].startswith("forgetting/general_suite/")]
-    assert sorted(t for t, _ in members) == ["forgetting/general_suite/arc_c", "forgetting/general_suite/arc_e"]
+    assert sorted(t for t, _ in members) == [f"forgetting/general_suite/{m}" for m in ("arc_c", "arc_e", "mmlu")]
     for key in members:
-        assert rows[key].value == 0 and rows[key].stderr == 0 and rows[key].n == 6
+        assert rows[key].value == 0 and rows[key].stderr == 0 and rows[key].n in (6, 6 * 8)
     suite = "forgetting/general_suite"
     assert rows[(suite, "forgetting_acc_delta")].value == 0
     assert rows[(suite, "general_acc_before")].value == rows[(suite, "general_acc_after")].value
@@ -58,7 +58,7 @@ def test_base_scores_are_computed_once_per_model_and_eval_config(shared_data, tm
     first = GeneralSuiteProbe(_suite_cfg(4), _data_cfg(shared_data), tmp_path, CONF_DIR, 256)
     first.baseline(loaded.model, loaded.tokenizer, {"model": "tiny"}, CPU)
     files = sorted(tmp_path.glob("*.json"))
-    assert len(files) == 1
+    assert len(files) == len(first.members)  # one cached base evaluation per spec
 
     second = GeneralSuiteProbe(_suite_cfg(4), _data_cfg(shared_data), tmp_path, CONF_DIR, 256)
     for task, _, _ in second.members:  # a second run must read the cache, never evaluate the base again
@@ -71,7 +71,7 @@ def test_base_scores_are_computed_once_per_model_and_eval_config(shared_data, tm
     other_items.baseline(loaded.model, loaded.tokenizer, {"model": "tiny"}, CPU)
     other_model = GeneralSuiteProbe(_suite_cfg(4), _data_cfg(shared_data), tmp_path, CONF_DIR, 256)
     other_model.baseline(loaded.model, loaded.tokenizer, {"model": "another"}, CPU)
-    assert len(list(tmp_path.glob("*.json"))) == 3
+    assert len(list(tmp_path.glob("*.json"))) == 3 * len(first.members)
 
 
 def test_target_gain_pairs_items_and_is_zero_without_training(shared_data, tmp_path, tiny_model):
@@ -109,10 +109,11 @@ def test_general_suite_naming_an_unknown_task_is_a_one_line_error(shared_data, t
 def test_sweep_reports_learning_and_forgetting_and_computes_base_scores_once(tmp_path, shared_data):
     proc = run_cli(["+sweep=smoke", "method=lora", "seed=0,1", "task.n_eval=2", "task.max_new_tokens=4",
                     "forgetting.probes=[general_text,general_suite,kl_drift]",
-                    "forgetting.general_suite.tasks.0.with.n_eval=8"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+                    "forgetting.general_suite.tasks.0.with.n_eval=2", "forgetting.general_suite.tasks.1.with.n_eval=8"],
+                   tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # one cached base value each: general text, the one general-suite spec, the task (kl_drift is not cached)
-    assert len(list((tmp_path / "cache" / "forgetting").glob("*.json"))) == 3
+    # one cached base value each: general text, the two general-suite specs, the task (kl_drift is not cached)
+    assert len(list((tmp_path / "cache" / "forgetting").glob("*.json"))) == 4
     runs, metrics, _ = ResultStore(tmp_path).read()
     final = metrics[metrics["step"].isna()]
     assert len(runs) == 2
@@ -124,3 +125,13 @@ def test_sweep_reports_learning_and_forgetting_and_computes_base_scores_once(tmp
     assert before.nunique() == 1  # the second run read the first one's base scores
     assert final["metric_version"].map(lambda v: bool(VERSIONED.match(v))).all()
     assert proc.stdout.count("learning: gain_exact_match_strict=") == 2 and "forgetting_acc_delta=" in proc.stdout
+
+
+def test_general_suite_without_its_data_is_skipped_unless_required(tmp_path, capsys):
+    cfg = {**ROOT_CFG, "probes": ["general_suite"], "target_gain": False}
+    no_data = {"dir": str(tmp_path), "order": ["local"]}
+    assert build_probes(cfg, no_data, tmp_path, CONF_DIR, None, None, 256).probes == []
+    assert "general_suite skipped" in capsys.readouterr().out
+    required = {**cfg, "general_suite": {**cfg["general_suite"], "required": True}}
+    with pytest.raises(HarnessError, match="^no data for "):
+        build_probes(required, no_data, tmp_path, CONF_DIR, None, None, 256)

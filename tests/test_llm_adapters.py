@@ -156,7 +156,7 @@ SUITE_RUNS = {  # suite: (its datasets here, overrides)
 @pytest.fixture(scope="module")
 def suite_runs(tmp_path_factory, shared_data):
     """Both suites through the real CLI, side by side (each process spends most of its time importing)."""
-    common = ["model=tiny-random-llama", "budget=smoke", "task.n_eval=2", "data.order=[local]", "forgetting.probes=[]"]
+    common = ["model=tiny-random-llama", "budget=smoke", "task.n_eval=2", "task.train_limit=64", "data.order=[local]", "forgetting.probes=[]"]
     with ThreadPoolExecutor(2) as pool:
         futures = {
             suite: pool.submit(run_cli, [*common, f"task={suite}", *overrides], tmp_path_factory.mktemp(suite),

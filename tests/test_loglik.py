@@ -22,6 +22,7 @@ CHOICES = [
 ]
 
 
+@torch.no_grad()
 def reference(model, tok, context, choice) -> ChoiceScore:
     """One unpadded forward pass over context + choice, no cache, no batching."""
     ctx, cont = encode_request(tok, context, choice)
@@ -49,6 +50,25 @@ def test_batched_cached_scores_equal_plain_forward(tiny, batch_size):
             want = reference(model, tok, context, choice)
             assert got.n_tokens == want.n_tokens and got.is_greedy == want.is_greedy
             assert got.logprob == pytest.approx(want.logprob, abs=1e-4)
+
+
+def test_shared_prefix_runs_once_and_scores_the_same(tiny):
+    """k-shot style contexts: a long common prefix, then questions of different lengths."""
+    model, tok = tiny
+    shots = "The following are questions.\n\n" + "".join(f"Q: What is {i} + {i}?\nA: {2 * i}\n\n" for i in range(6))
+    contexts = [shots + q for q in ("Q: What is 7 + 7?\nA:", "Q: And what is 12 plus 30, written out?\nA:", "Q: 1?\nA:")]
+    choices = [[" 14", " fourteen and more"], [" 42", " forty two"], [" 2", " one"]]
+    calls = []
+    hook = model.register_forward_pre_hook(lambda module, args, kwargs: calls.append(kwargs["input_ids"].shape), with_kwargs=True)
+    try:
+        scores = choice_log_likelihoods(model, tok, contexts, choices, 3, torch.device("cpu"))
+    finally:
+        hook.remove()
+    assert calls[0][0] == 1 and calls[0][1] >= 40  # the prefix, once, for the whole batch
+    assert calls[1][0] == 3 and calls[1][1] < 20  # then only each context's own tokens
+    for context, row_choices, row in zip(contexts, choices, scores):
+        for choice, got in zip(row_choices, row):
+            assert got.logprob == pytest.approx(reference(model, tok, context, choice).logprob, abs=1e-4)
 
 
 def test_full_sequence_path_agrees(tiny):

@@ -24,8 +24,8 @@ FORGETTING_PREFERENCE = ("forgetting_ce_delta", "forgetting_kl")
 FORGETTING_TASK_PREFIX = "forgetting/"
 CURVE_METRIC = "train_loss"
 COSTS = ("trainable_params", "peak_mem_mib", "train_time_s")  # lower is better by definition
-# Both follow the seed axis (`train.data_seed: ${seed}`), so they never make a variant.
-SEED_SETTINGS = ("seed", "train.data_seed")
+# These follow the seed axis (`train.data_seed: ${seed}`, `train.init_seed: ${seed}`), so they never make a variant.
+SEED_SETTINGS = ("seed", "train.data_seed", "train.init_seed")
 
 
 @dataclass

@@ -9,8 +9,9 @@ and which metrics it reports; this class runs the scoring through the configured
 
 Both give per item and choice a ChoiceScore, so the metrics are computed by the same code.
 Evaluation knobs are task config fields, so they land in every run's config_json: `evaluator`,
-`batch_size`, `num_fewshot`, `fewshot_seed` (where shots are sampled), `chat_template`,
-`prompt_version` (bump it whenever a template changes).
+`batch_size`, `num_fewshot` (shots are chosen deterministically: MMLU's first k dev items, GLUE is
+zero-shot, so no seed is involved), `chat_template`, `prompt_version` (bump it whenever a template
+changes). Generation knobs (max new tokens, stop strings) do not apply: nothing is generated.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class ChoiceTask(Task):
             )
         parts = self.lm_eval_tasks(data)
         run = lm_eval_backend.run(ctx.model, ctx.tokenizer, [t for t, _ in parts], int(c["batch_size"]), ctx.device,
-                                  int(c["num_fewshot"]), int(c.get("fewshot_seed", 1234)))
+                                  int(c["num_fewshot"]))
         ctx.identity.update(run.identity)
         scores: list[list[ChoiceScore]] = [[] for _ in data.eval]
         for task, positions in parts:

@@ -24,10 +24,16 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from harness.data_sources import SourceUnavailable, first_available, hub_loader, local_file
+from harness.data_sources import (
+    SourceUnavailable,
+    first_available,
+    hub_loader,
+    local_path,
+)
 from harness.errors import HarnessError
 from harness.generation import greedy_generate
 from harness.hashing import hash_object
@@ -67,7 +73,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _local_loader(data_dir: str | None, subdir: str, split: str):
-    return lambda: _read_jsonl(local_file(data_dir, f"{subdir}/{split}.jsonl"))
+    return lambda: _read_jsonl(local_path(data_dir, f"{subdir}/{split}.jsonl"))
 
 
 def _package_items() -> list[dict]:

@@ -30,14 +30,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from harness.data_sources import SourceUnavailable, first_available, hub_loader, local_file
+from harness.data_sources import (
+    first_available,
+    hub_loader,
+    local_path,
+)
 from harness.errors import HarnessError
 from harness.generation import greedy_generate
-from harness.loglik import best_choice, choice_log_likelihoods
 from harness.hashing import hash_object
+from harness.loglik import best_choice, choice_log_likelihoods
 from harness.metrics import Metric, mean_and_stderr
 from harness.prompting import render
 from harness.tasks import register
@@ -147,7 +152,7 @@ class LLMAdaptersSuite(Task):
         subdir = self.cfg["sources"]["local_subdir"]
 
         def local() -> list[dict]:
-            return json.loads(local_file(data_cfg.get("dir"), f"{subdir}/{relative}").read_text(encoding="utf-8"))
+            return json.loads(local_path(data_cfg.get("dir"), f"{subdir}/{relative}").read_text(encoding="utf-8"))
 
         loaders = {"local": local}
         if hub:
@@ -155,7 +160,7 @@ class LLMAdaptersSuite(Task):
         try:
             return first_available(what, loaders, list(data_cfg["order"]))
         except HarnessError as miss:
-            raise HarnessError(f"{miss}{fix}") from None
+            raise type(miss)(f"{miss}{fix}") from None  # still DataMissing: callers may treat data as optional
 
     def _eval_sets(self, data_cfg: Mapping[str, Any], members: list[Member]) -> tuple[str, dict[str, list[dict]]]:
         hub = self.cfg["sources"]["hub_eval"]
@@ -178,10 +183,11 @@ class LLMAdaptersSuite(Task):
             raise HarnessError(f"task.train_pool={name} is unknown; valid: {', '.join(pools)}")
         pool = pools[name]
         substitute = f"{self.name}{SUBSTITUTE_MARK}{name}"  # the project's name for runs on a substitute pool
-        if "task" in pool:  # another registered task's official train split
+        if "task" in pool:  # GSM8K's official train split, through the registered gsm8k task's sources
+            import yaml
+
             from harness import tasks
             from harness.experiment import CONF_DIR
-            import yaml
 
             cfg = yaml.safe_load((CONF_DIR / "task" / f"{pool['task']}.yaml").read_text())
             # Its packaged fallback trains on test items: never a substitute pool.
@@ -206,9 +212,11 @@ class LLMAdaptersSuite(Task):
         members = self._selected()
         eval_source, sets = self._eval_sets(data_cfg, members)
         task_name, train_source, pool = self._train_pool(data_cfg)
-        # No training item may repeat an eval item of any member (whole test sets, not only n_eval).
+        # No training item may repeat an eval item of any member (whole test sets, not only n_eval);
+        # applied to every pool, and the number dropped is part of the data identity.
         seen = {_normalize(x["instruction"]) for rows in sets.values() for x in rows}
         train = [{"instruction": x["instruction"], "output": x["output"]} for x in pool if _normalize(x["instruction"]) not in seen]
+        train = train[: self.cfg["train_limit"]] if self.cfg["train_limit"] else train
         n = self.cfg["n_eval"]
         evaluation = [
             {"id": f"{m.name}/{i}", "dataset": m.name, "instruction": x["instruction"], "answer": str(x["answer"])}
@@ -217,7 +225,7 @@ class LLMAdaptersSuite(Task):
         identity = {
             "task": task_name, "source": eval_source, "train_source": train_source, "train_pool": self.cfg["train_pool"],
             "n_train_pool": len(train), "n_train_dropped_overlap": len(pool) - len(train),
-            "n_eval": {m.name: min(n, len(sets[m.name])) for m in members},
+            "n_eval": {m.name: len(sets[m.name][:n]) for m in members},
             "train_sha256": hash_object(train, 64), "eval_sha256": hash_object(evaluation, 64),
         }
         return TaskData(task_name, train, evaluation, identity)

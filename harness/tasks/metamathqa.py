@@ -7,7 +7,8 @@ and metrics are the `gsm8k` task's (this class subclasses it); only the training
 
 Training pool (`task.train_pool`):
 * `metamathqa`: sources tried in `data.order`: hub `meta-math/MetaMathQA`, or the release file
-  in a local data dir (`<data.dir>/metamathqa/MetaMathQA-395K.json`); no package fallback.
+  from hf.co/datasets/meta-math/MetaMathQA in a local data dir
+  (`<data.dir>/metamathqa/MetaMathQA-395K.json`); no package fallback.
 * `gsm8k_train`: an explicit substitute for offline machines: the GSM8K training split. Such runs
   are filed under `metamathqa_gsm8k~gsm8k_train` (the `~` names the substitute pool), so they are
   never mistaken for the published protocol.
@@ -16,10 +17,9 @@ Training pool (`task.train_pool`):
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Mapping
 
-from harness.data_sources import SourceUnavailable, first_available, hub_loader
+from harness.data_sources import first_available, hub_loader, local_path
 from harness.errors import HarnessError
 from harness.hashing import hash_object
 from harness.tasks import register
@@ -31,12 +31,10 @@ SUBSTITUTE_MARK = "~"  # task name suffix: `<task>~<substitute training pool>`
 
 
 def _local_file(data_dir: str | None, relative: str):
+    """The release file (a JSON array, or JSON Lines by suffix) under data.dir."""
+
     def load() -> list[dict]:
-        if not data_dir:
-            raise SourceUnavailable("data.dir is not set (set HARNESS_DATA_DIR or data.dir=PATH)")
-        path = Path(data_dir).expanduser() / relative
-        if not path.is_file():
-            raise SourceUnavailable(f"{path} does not exist (download it from hf.co/datasets/meta-math/MetaMathQA)")
+        path = local_path(data_dir, relative)
         with open(path, encoding="utf-8") as f:
             if path.suffix == ".jsonl":
                 return [json.loads(line) for line in f if line.strip()]

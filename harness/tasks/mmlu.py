@@ -13,7 +13,8 @@ sampler: deterministic, no seed). Evaluation uses the first `n_eval` test items 
 
 Training pool: the hub's `auxiliary_train` (99,842 items from other MC datasets). The local data
 dir has no auxiliary_train, so the local source trains on the `val` split of the chosen subjects
-(never on test items) and says so in the data identity (`train_split`).
+(never on test items: val items that repeat a test item verbatim, 27 in the release, are dropped
+from the pool) and says so in the data identity (`train_split`, `train_dropped_test_duplicates`).
 
 Metric rows (task `mmlu` or `mmlu_<k>shot`): `acc` (size-weighted over all items, lm-eval's group
 aggregate), `acc_macro` (mean of subject accuracies), `acc_<category>` for lm-eval's four
@@ -72,6 +73,10 @@ def _read_csv(path, subject: str) -> list[dict]:
                 for q, a, b, c, d, ans in csv.reader(f)]
 
 
+def _key(item: dict) -> tuple:
+    return item["question"].strip(), tuple(item["choices"])
+
+
 def format_question(item: dict) -> str:
     options = "".join(f"\n{letter}. {choice}" for letter, choice in zip(LETTERS, item["choices"]))
     return f"{item['question'].strip()}{options}\nAnswer:"
@@ -122,11 +127,15 @@ class MMLU(ChoiceTask):
             f"task {self.name}", {"hub": from_hub, "local": from_local}, list(data_cfg["order"]))
         n = c["n_eval"]
         evaluation = [x for s in subjects for x in split[s]["test"][: n if n is not None else None]]
+        # MMLU's val split repeats some test items verbatim (27 across subjects): never train on them.
+        tested = {_key(x) for s in subjects for x in split[s]["test"]}
+        kept = [x for x in train if _key(x) not in tested]
+        dropped, train = len(train) - len(kept), kept
         self.shots = {s: split[s]["dev"] for s in subjects}
         name = self.name if k == 0 else f"{self.name}_{k}shot"
         identity = {
             "task": name, "source": kind, "subjects": len(subjects), "train_split": train_split,
-            "n_train_pool": len(train), "n_eval": len(evaluation), "num_fewshot": k,
+            "n_train_pool": len(train), "train_dropped_test_duplicates": dropped, "n_eval": len(evaluation), "num_fewshot": k,
             "train_sha256": hash_object(train, 64), "eval_sha256": hash_object(evaluation, 64),
             "fewshot_sha256": hash_object([self.shots[s][:k] for s in subjects], 64),
         }

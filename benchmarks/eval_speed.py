@@ -1,0 +1,125 @@
+"""Native evaluation against lm-eval on the same model, items and requests: samples/s and scores.
+
+Three workloads on real items from the data dir:
+  * MMLU 5-shot (log-likelihood over " A".." D", lm-eval's prompt; one-token choices),
+  * ARC-Easy (log-likelihood of whole answer texts: multi-token choices, the cached second pass),
+  * GSM8K greedy generation (the gsm8k task's prompt, stop strings, `--max-new-tokens`).
+Both sides get the identical request strings: the native scorers (harness.loglik,
+harness.generation) and lm-eval's HFLM engine (`loglikelihood` / `generate_until` on Instances,
+the part of lm-eval that does the model work, so task building is not counted against it).
+Prints samples/s, the speed-up, and whether the scores agree (same argmax / same text).
+Targets: >= 2x lm-eval for log-likelihood, >= 1.5x for generation, identical scores.
+
+    python benchmarks/eval_speed.py                          # SmolLM2-135M, data from $HARNESS_DATA_DIR
+    python benchmarks/eval_speed.py --model tiny-random-llama --mmlu-per-subject 2 --gen-items 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from harness.experiment import CONF_DIR
+from harness.generation import greedy_generate
+from harness.loglik import best_choice, choice_log_likelihoods
+from harness.models import load_model
+from harness.tasks.gsm8k import GSM8K
+from harness.tasks.mmlu import MMLU, SUBJECTS
+
+CPU = torch.device("cpu")
+
+
+def mmlu_requests(data_dir: str, subjects: int, per_subject: int) -> tuple[list[str], list[list[str]]]:
+    cfg = {**yaml.safe_load((CONF_DIR / "task" / "mmlu.yaml").read_text()), "num_fewshot": 5,
+           "n_eval": per_subject, "subjects": list(SUBJECTS)[:subjects]}
+    task = MMLU(cfg)
+    items = task.load({"dir": data_dir, "order": ["local"]}).eval
+    return [task.context(x) for x in items], [task.choices(x) for x in items]
+
+
+def arc_requests(data_dir: str, n: int) -> tuple[list[str], list[list[str]]]:
+    rows = [json.loads(line) for line in (Path(data_dir) / "probes" / "icl" / "arc_easy.jsonl").open()][:n]
+    return [f"{r['query']}\nAnswer:" for r in rows], [[f" {c}" for c in r["choices"]] for r in rows]
+
+
+def lm_eval_loglik(lm, contexts, choices) -> list[list[float]]:
+    from lm_eval.api.instance import Instance
+
+    flat = [(i, c, x) for i, (c, xs) in enumerate(zip(contexts, choices)) for x in xs]
+    reqs = [Instance("loglikelihood", {}, (c, x), j, ("bench", i, 1)) for j, (i, c, x) in enumerate(flat)]
+    out: list[list[float]] = [[] for _ in contexts]
+    for (i, _, _), (logprob, _) in zip(flat, lm.loglikelihood(reqs, disable_tqdm=True)):
+        out[i].append(logprob)
+    return out
+
+
+def lm_eval_generate(lm, prompts, stop, max_new_tokens) -> list[str]:
+    from lm_eval.api.instance import Instance
+
+    gen = {"until": list(stop), "do_sample": False, "temperature": 0.0, "max_gen_toks": max_new_tokens}
+    reqs = [Instance("generate_until", {}, (p, gen), j, ("bench", j, 1)) for j, p in enumerate(prompts)]
+    return lm.generate_until(reqs, disable_tqdm=True)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def report(name: str, n: int, native_s: float, lm_s: float, agree: str, target: float) -> None:
+    ratio = lm_s / native_s
+    print(f"{name:<28} native {n / native_s:8.2f} samples/s   lm-eval {n / lm_s:8.2f} samples/s   "
+          f"speed-up {ratio:5.2f}x (target >= {target}x: {'met' if ratio >= target else 'NOT met'})   scores: {agree}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--data-dir", default=os.environ.get("HARNESS_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
+    ap.add_argument("--mmlu-subjects", type=int, default=3)
+    ap.add_argument("--mmlu-per-subject", type=int, default=8, help="first n test items of each subject")
+    ap.add_argument("--arc-items", type=int, default=40)
+    ap.add_argument("--gen-items", type=int, default=16)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=16, help="contexts (native) / requests (lm-eval) per batch")
+    args = ap.parse_args()
+
+    from lm_eval.models.huggingface import HFLM
+
+    loaded = load_model(yaml.safe_load((CONF_DIR / "model" / f"{args.model}.yaml").read_text()), CONF_DIR)
+    model, tok = loaded.model.eval(), loaded.tokenizer
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=args.batch_size, device="cpu")
+    print(f"model {args.model}, torch threads {torch.get_num_threads()}, batch size {args.batch_size}", flush=True)
+
+    for name, (contexts, choices) in (
+        (f"MMLU 5-shot ({args.mmlu_subjects * args.mmlu_per_subject} items)",
+         mmlu_requests(args.data_dir, args.mmlu_subjects, args.mmlu_per_subject)),
+        (f"ARC-Easy ({args.arc_items} items)", arc_requests(args.data_dir, args.arc_items)),
+    ):
+        choice_log_likelihoods(model, tok, contexts[:2], choices[:2], 2, CPU)  # warm-up (allocator, kernels)
+        native, native_s = timed(lambda: choice_log_likelihoods(model, tok, contexts, choices, args.batch_size, CPU))
+        theirs, lm_s = timed(lambda: lm_eval_loglik(lm, contexts, choices))
+        same = all(best_choice(a) == max(range(len(b)), key=lambda j: (b[j], -j)) for a, b in zip(native, theirs))
+        diff = max(abs(s.logprob - t) for a, b in zip(native, theirs) for s, t in zip(a, b))
+        report(name, len(contexts), native_s, lm_s, f"argmax {'identical' if same else 'DIFFERENT'}, max |dlogprob| {diff:.1e}", 2.0)
+
+    cfg = {**yaml.safe_load((CONF_DIR / "task" / "gsm8k.yaml").read_text()), "n_eval": args.gen_items}
+    task = GSM8K(cfg)
+    prompts = [task.prompt(x) for x in task.load({"dir": args.data_dir, "order": ["local"]}).eval]
+    stop = list(cfg["stop"])
+    ours, native_s = timed(lambda: greedy_generate(model, tok, prompts, args.max_new_tokens, stop, args.batch_size, CPU))
+    theirs, lm_s = timed(lambda: lm_eval_generate(lm, prompts, stop, args.max_new_tokens))
+    same = sum(a == b for a, b in zip(ours, theirs))
+    report(f"GSM8K greedy ({len(prompts)} x {args.max_new_tokens} tok)", len(prompts), native_s, lm_s,
+           f"{same}/{len(prompts)} outputs identical", 1.5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Launchers, each one override away: joblib workers and submitit's local executor for real, Ray on a
+local instance, Slurm as configuration (no cluster here). Results are the same whichever launcher
+ran them: same run ids, one row each, the sweep summary in the launching process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra.errors import MissingConfigException
+
+from harness.app import worker_threads
+from harness.preflight import _compose, _missing_option_message, expand_jobs
+from harness.experiment import prepare
+from harness.store import ResultStore
+from tests.conftest import run_cli
+
+SWEEP = ["+sweep=smoke", "task.n_eval=2", "forgetting.probes=[general_text]", "forgetting.target_gain=false",
+         "eval.latency_tokens=0"]
+
+
+def _run_ids(overrides: list[str], shared_data) -> set[str]:
+    """The run ids the sweep's jobs get, computed without running anything."""
+    ids = set()
+    for job in expand_jobs(overrides):
+        cfg = _compose([o for o in job if not o.startswith("hydra.")] + [f"data.dir={shared_data}"])
+        ids.add(prepare(cfg).run_id)
+    return ids
+
+
+def _check_sweep(proc, results, expected_ids: set[str]) -> None:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs, _, _ = ResultStore(results).read()
+    assert set(runs["run_id"]) == expected_ids and runs["run_id"].is_unique
+    assert (runs["status"] == "finished").all()
+    assert (runs["init_seed"] == runs["seed"]).all() and (runs["data_seed"] == runs["seed"]).all()
+    # the summary callback ran in the launching process and saw every job's marker
+    assert f"=== sweep smoke: {len(expected_ids)} runs" in proc.stdout
+    markers = [json.loads(m.read_text()) for m in results.glob("sweeps/smoke/*/*/run.json")]
+    assert sorted(m["run_id"] for m in markers) == sorted(expected_ids)
+
+
+@pytest.mark.slow
+def test_joblib_workers_run_the_sweep(tmp_path, shared_data):
+    launcher = ["+launcher=local_parallel", "hydra.launcher.n_jobs=2"]
+    proc = run_cli([*SWEEP, *launcher], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+    _check_sweep(proc, tmp_path, _run_ids(SWEEP, shared_data))  # the launcher does not change run ids
+    assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
+    again = run_cli([*SWEEP, *launcher], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+    assert again.returncode == 0 and again.stdout.count("[skip]") == 2  # resume works across workers
+
+
+@pytest.mark.slow
+def test_submitit_local_executor_runs_the_sweep(tmp_path, shared_data):
+    proc = run_cli([*SWEEP, "+launcher=submitit_local"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+    _check_sweep(proc, tmp_path, _run_ids(SWEEP, shared_data))
+    assert list(tmp_path.glob("sweeps/smoke/*/.submitit/*"))
+
+
+@pytest.mark.slow
+def test_ray_local_instance_runs_the_sweep(tmp_path, shared_data):
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install 'peft-harness[ray]'")
+    sweep = [*SWEEP, "method=lora"]  # one job: starting Ray dominates anyway
+    proc = run_cli([*sweep, "+launcher=ray"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+    _check_sweep(proc, tmp_path, _run_ids(sweep, shared_data))
+
+
+def test_slurm_launcher_is_configured_by_one_override():
+    cfg = _compose([*SWEEP, "+launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=30"],
+                   with_hydra=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
+    assert launcher.gpus_per_node == 1 and launcher.timeout_min == 30 and launcher.array_parallelism > 1
+    # what a job on that cluster would use as torch threads
+    assert worker_threads(dict(launcher), cpus=64, sweep_jobs=8) == launcher.cpus_per_task
+    job = _compose([*SWEEP, "+launcher=slurm"])
+    assert "launcher" not in job  # launchers configure hydra only: nothing in the run's config or identity
+
+
+@pytest.mark.parametrize("launcher,cpus,jobs,threads", [
+    ({"_target_": "x.JoblibLauncher", "n_jobs": 2}, 2, 8, 1),
+    ({"_target_": "x.JoblibLauncher", "n_jobs": 2}, 16, 8, 8),
+    ({"_target_": "x.JoblibLauncher", "n_jobs": -1}, 16, 2, 8),  # 16 workers, but only 2 jobs to share the cores
+    ({"_target_": "x.JoblibLauncher", "n_jobs": -1}, 16, None, 1),
+    ({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher", "cpus_per_task": 3}, 16, 8, 3),
+    ({"_target_": "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher", "ray": {"remote": {"num_cpus": 4}}}, 16, 8, 4),
+    ({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, 16, 8, None),
+])
+def test_parallel_jobs_split_the_cores(launcher, cpus, jobs, threads):
+    assert worker_threads(launcher, cpus, jobs) == threads
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("+launcher=nope", "unknown launcher 'nope'; valid launcher names: local_parallel, ray, slurm, submitit_local (choose with +launcher=NAME)"),
+    ("hydra/launcher=nope", "unknown hydra/launcher 'nope'; valid hydra/launcher names: basic, joblib"),
+])
+def test_unknown_launcher_is_one_line_error_without_rows(tmp_path, override, needle):
+    proc = run_cli([*SWEEP, override], tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_launcher_plugin_names_the_package():
+    exc = MissingConfigException("not found", missing_cfg_file="hydra/launcher/submitit_slurm", options=["basic"])
+    assert _missing_option_message(exc) == ("the submitit_slurm launcher needs the package 'hydra-submitit-launcher'; "
+                                            "install it with `pip install hydra-submitit-launcher`")
+
+
+def test_multi_process_launch_is_refused(tmp_path):
+    """`accelerate launch --num_processes 2 -m harness ...` would run every job twice at once."""
+    proc = run_cli(SWEEP, tmp_path, {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "WORLD_SIZE=2" in lines[0] and "accelerate" in lines[0]
+    assert not (tmp_path / "runs").exists()
