@@ -89,7 +89,10 @@ def main() -> None:
     ap.add_argument("--gen-items", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16, help="contexts (native) / requests (lm-eval) per batch")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 gives steadier timings on a shared machine)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from lm_eval.models.huggingface import HFLM
 

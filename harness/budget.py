@@ -53,7 +53,8 @@ class Budget:
         budget = cls(
             cfg["name"], cfg.get("max_steps"), cfg.get("max_tokens"), cfg.get("max_time_s"), cfg.get("epochs"),
             target_params=cfg.get("target_params"), target_params_pct=cfg.get("target_params_pct"),
-            param_tolerance=cfg.get("param_tolerance", 0.05), max_memory_gib=cfg.get("max_memory_gib"),
+            param_tolerance=0.05 if cfg.get("param_tolerance") is None else cfg["param_tolerance"],
+            max_memory_gib=cfg.get("max_memory_gib"),
         )
         budget.validate()
         return budget
