@@ -159,28 +159,28 @@ def _score_with_cache(model, tok, batch, device) -> list[list[ChoiceScore]]:
     first_logprobs = F.log_softmax(first.logits[:, -1].float(), dim=-1)  # predicts every choice's first token
 
     rows = [(b, cont) for b, (_, conts) in enumerate(batch) for cont in conts]
-    longest = max(len(cont) for _, cont in rows)
-    rest_logprobs = None
-    if longest > 1:
-        # One row per (context, choice): the context's cached keys/values repeated, then the
-        # choice's tokens but the last (each position predicts the next token).
-        owner = torch.tensor([b for b, _ in rows], device=device)
+    longer = [r for r, (_, cont) in enumerate(rows) if len(cont) > 1]  # one-token choices are done
+    rest_logits = None
+    if longer:
+        # One row per (context, choice) of 2+ tokens: the context's cached keys/values repeated,
+        # then the choice's tokens but the last (each position predicts the next token).
+        owner = torch.tensor([rows[r][0] for r in longer], device=device)
         cache = first.past_key_values
         cache.batch_select_indices(owner)
-        cont_ids, cont_mask = _pad([cont[:-1] for _, cont in rows], tok.pad_token_id, left=False)
+        cont_ids, cont_mask = _pad([rows[r][1][:-1] for r in longer], tok.pad_token_id, left=False)
         cont_ids, cont_mask = cont_ids.to(device), cont_mask.to(device)
         steps = torch.arange(cont_ids.shape[1], device=device)
-        rest = model(
+        rest_logits = model(
             input_ids=cont_ids, attention_mask=torch.cat([mask[owner], cont_mask], dim=1),
             position_ids=positions[owner, -1:] + 1 + steps, past_key_values=cache, use_cache=True,
-        )
-        rest_logprobs = F.log_softmax(rest.logits.float(), dim=-1)
+        ).logits
+    row_of = {r: k for k, r in enumerate(longer)}
 
     out: list[list[ChoiceScore]] = [[] for _ in batch]
     for r, (b, cont) in enumerate(rows):
         steps = first_logprobs[b : b + 1]
-        if len(cont) > 1:
-            steps = torch.cat([steps, rest_logprobs[r, : len(cont) - 1]])
+        if r in row_of:  # log-softmax of the real positions only, never of the padding
+            steps = torch.cat([steps, F.log_softmax(rest_logits[row_of[r], : len(cont) - 1].float(), dim=-1)])
         out[b].append(_choice_score(steps, cont))
     return out
 

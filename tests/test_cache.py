@@ -15,6 +15,7 @@ from harness.encoding import encode_pair
 from harness.forgetting import cached
 from tests.conftest import REPO
 
+
 @pytest.fixture(scope="module")
 def tokenizer():
     """A fresh copy of the real SmolLM2 tokenizer per call (tiny-random-llama uses it too)."""

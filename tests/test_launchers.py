@@ -10,8 +10,8 @@ import pytest
 from hydra.errors import MissingConfigException
 
 from harness.app import worker_threads
-from harness.preflight import _compose, _missing_option_message, expand_jobs
 from harness.experiment import prepare
+from harness.preflight import _compose, _missing_option_message, expand_jobs
 from harness.store import ResultStore
 from tests.conftest import run_cli
 
