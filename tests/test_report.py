@@ -57,8 +57,10 @@ def per_run(results) -> pd.DataFrame:
     """Straight from the parquet with pandas: one row per run, its final metrics as columns."""
     runs = pd.read_parquet(results / "runs")
     metrics = pd.read_parquet(results / "metrics")
-    final = metrics[metrics["step"].isna()].pivot(index="run_id", columns="metric", values="value")
-    return runs.join(final, on="run_id")
+    final = metrics[metrics["step"].isna()]
+    run_task = final["run_id"].map(runs.set_index("run_id")["task"])
+    own = (final["task"] == run_task) | final["task"].isin(["forgetting/general_text", "forgetting/kl_drift"])
+    return runs.join(final[own].pivot(index="run_id", columns="metric", values="value"), on="run_id")
 
 
 def test_leaderboard_equals_pandas_recomputation(results, report):

@@ -19,7 +19,8 @@ from harness.store import ResultStore
 GROUP_KEYS = ("task", "model", "budget", "method")
 CONFIG_KEYS = (*GROUP_KEYS, "variant")
 # The first of these a task measured is its headline; its other final metrics follow alphabetically.
-QUALITY_PREFERENCE = ("exact_match_flexible", "exact_match_strict", "answer_ce")
+QUALITY_PREFERENCE = ("exact_match_flexible", "exact_match_strict", "acc_macro", "accuracy_avg", "mcc", "pearson",
+                      "acc", "accuracy", "answer_ce")  # GLUE: CoLA's official metric is mcc, STS-B's pearson
 FORGETTING_PREFERENCE = ("forgetting_ce_delta", "forgetting_kl")
 FORGETTING_TASK_PREFIX = "forgetting/"
 CURVE_METRIC = "train_loss"
@@ -90,6 +91,16 @@ def _variants(runs: pd.DataFrame) -> list[str]:
     return variant.tolist()
 
 
+def _name_columns(final: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Each final metric's column in the one-row-per-run table. A run's own task and each forgetting
+    probe (`forgetting/<probe>`) keep plain metric names; the rows of their parts (a suite's member
+    datasets, the general suite's tasks) are `<task>/<metric>`, so no two rows of a run share a column."""
+    run_task = final["run_id"].map(runs.set_index("run_id")["task"])
+    is_probe = final["task"].str.startswith(FORGETTING_TASK_PREFIX) & (final["task"].str.count("/") == 1)
+    primary = (final["task"] == run_task) | is_probe
+    return final.assign(column=final["metric"].where(primary, final["task"] + "/" + final["metric"]))
+
+
 def load_results(results_dir: Path | str) -> Results:
     """Read a results folder (a sweep's `results_dir`). Unreadable or missing part files are left
     out and named in `problems`; raises HarnessError when nothing is left to report."""
@@ -116,7 +127,8 @@ def load_results(results_dir: Path | str) -> Results:
         raise HarnessError(f"no finished runs with metrics in {root}" + "".join(f"; {p}" for p in problems)
                            + ("" if problems else f"; run a sweep first (python -m harness results_dir={root})"))
 
-    values = final.pivot(index="run_id", columns="metric", values="value")
+    final = _name_columns(final, runs)
+    values = final.pivot(index="run_id", columns="column", values="value")
     runs = runs.assign(peak_mem_mib=runs["peak_mem_bytes"] / 2**20).join(values, on="run_id").reset_index(drop=True)
     runs["variant"] = _variants(runs)
     runs["config"] = [m if not v else f"{m} [{v}]" for m, v in zip(runs["method"], runs["variant"])]
@@ -124,13 +136,14 @@ def load_results(results_dir: Path | str) -> Results:
     curves = metrics.loc[(metrics["metric"] == CURVE_METRIC) & metrics["step"].notna(), ["run_id", "step", "value"]]
     curves = curves.merge(runs[["run_id", *CONFIG_KEYS, "config", "seed"]], on="run_id")
 
-    is_forgetting = final["task"].str.startswith(FORGETTING_TASK_PREFIX)
-    quality = {task: _preferred_first(rows["metric"], QUALITY_PREFERENCE) for task, rows in final[~is_forgetting].groupby("task")}
-    forgetting_names = set(final.loc[is_forgetting, "metric"])
+    primary = final[final["column"] == final["metric"]]
+    is_forgetting = primary["task"].str.startswith(FORGETTING_TASK_PREFIX)
+    quality = {task: _preferred_first(rows["metric"], QUALITY_PREFERENCE) for task, rows in primary[~is_forgetting].groupby("task")}
+    forgetting_names = set(primary.loc[is_forgetting, "metric"])
     forgetting = {
         task: _preferred_first([m for m in forgetting_names if rows[m].notna().any()], FORGETTING_PREFERENCE)
         for task, rows in runs.groupby("task")
     }
-    directions = final.groupby("metric")["higher_is_better"].first().astype(bool).to_dict()
+    directions = final.groupby("column")["higher_is_better"].first().astype(bool).to_dict()
     higher_is_better = {**dict.fromkeys(COSTS, False), **directions}
     return Results(runs, curves, higher_is_better, quality, forgetting, problems)
