@@ -25,7 +25,7 @@ import secrets
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -191,12 +191,18 @@ class ResultStore:
             fault_point("mid_write")  # tests: metrics on disk, the runs row (commit mark) not yet
             _write_atomic(pa.Table.from_pylist([run], schema=RUNS_SCHEMA), self.runs_dir / f"{run['run_id']}.parquet")
 
+    def _snapshot(self):
+        """Readers hold the root's shared lock: compaction deletes merged parts only under the
+        exclusive one, so a busy compactor can never make a reader miss a file it listed."""
+        return _locked(self.root, fcntl.LOCK_SH) if self.root.is_dir() else nullcontext()
+
     def read(self, strict: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
         """(runs, metrics of finished runs, unreadable files). With `strict`, unreadable files
         raise a one-line error naming them; otherwise they are skipped and returned."""
         folders = self._folders()
-        runs, bad_runs, _ = folders["runs"].read()
-        metrics, bad_metrics, _ = folders["metrics"].read()
+        with self._snapshot():
+            runs, bad_runs, _ = folders["runs"].read()
+            metrics, bad_metrics, _ = folders["metrics"].read()
         runs, metrics = runs.to_pandas(), metrics.to_pandas()
         bad = bad_runs + bad_metrics
         if bad and strict:
@@ -210,7 +216,8 @@ class ResultStore:
     def read_samples(self) -> pd.DataFrame:
         """Per-item rows of finished runs (empty when no run logged samples)."""
         runs, _, _ = self.read(strict=False)
-        samples, bad, _ = self._folders()["samples"].read()
+        with self._snapshot():
+            samples, bad, _ = self._folders()["samples"].read()
         if bad:
             raise HarnessError(f"unreadable sample files: {', '.join(bad)}; delete them and rerun those runs")
         finished = set(runs.loc[runs["status"] == "finished", "run_id"])
