@@ -145,18 +145,28 @@ def _random_init(cfg: Mapping[str, Any], configs_dir: Path) -> LoadedModel:
     else:
         tok_path = tok_model["hub_id"]
     tok = _finish_tokenizer(AutoTokenizer.from_pretrained(tok_path))
-    arch = dict(cfg["config"])
-    config = AutoConfig.for_model(
-        cfg["architecture"], vocab_size=len(tok), bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **arch,
-    )
+    config = random_init_config(cfg, tok)
     devices = []  # fork_rng needs no CUDA devices: init happens on CPU
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(cfg.get("init_seed", 0)))
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     identity = {"name": cfg["name"], "source": "random_init", "architecture": cfg["architecture"],
-                "config": arch, "init_seed": int(cfg.get("init_seed", 0)), "tokenizer_from": cfg["tokenizer_from"]}
+                "config": dict(cfg["config"]), "init_seed": int(cfg.get("init_seed", 0)),
+                "tokenizer_from": cfg["tokenizer_from"]}
     return LoadedModel(model, tok, tok_path, identity)
+
+
+def random_init_config(cfg: Mapping[str, Any], tok: PreTrainedTokenizerBase):
+    """The transformers config of a `random_init` model. It may give more embedding rows than the
+    tokenizer has (a real model's vocab_size, so memory and FLOPs match it); those are never indexed."""
+    arch = dict(cfg["config"])
+    if arch.get("vocab_size", len(tok)) < len(tok):
+        raise HarnessError(f"model {cfg['name']!r}: config.vocab_size={arch['vocab_size']} is below the "
+                           f"{len(tok)} tokens of {cfg['tokenizer_from']}'s tokenizer; raise it or drop it")
+    return AutoConfig.for_model(
+        cfg["architecture"], **{"vocab_size": len(tok), **arch}, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )
 
 
 def _model_config(name: str, configs_dir: Path) -> dict[str, Any]:

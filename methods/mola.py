@@ -77,7 +77,7 @@ class MoLALinear(nn.Module):
         """Per-token expert weights: softmax over the top-k router logits, zero elsewhere."""
         logits = self.router(x)
         top, index = logits.topk(self.top_k, dim=-1)
-        return torch.zeros_like(logits).scatter(-1, index, top.softmax(dim=-1))
+        return torch.zeros_like(logits).scatter(-1, index, top.softmax(dim=-1).to(logits.dtype))  # autocast softmax is fp32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = F.linear(self.dropout(x), self.a).unflatten(-1, (self.experts, self.r))

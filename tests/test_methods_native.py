@@ -393,3 +393,4 @@ def test_bad_options_are_one_line_errors(options, needle):
     with pytest.raises(HarnessError) as err:
         methods.build(options)
     assert needle in str(err.value) and "\n" not in str(err.value)
+
