@@ -107,8 +107,9 @@ EXTRA = {"llm_adapters_commonsense": ["task.datasets=[boolq,arc_e]"]}
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PROTOCOLS)
 def test_protocol_runs_end_to_end_with_the_smoke_override(name, tmp_path, shared_data):
-    proc = run_cli([f"+leaderboard={name}", SMOKE, *EXTRA.get(name, [])], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)},
-                   timeout=1500)
+    parallel = ["+launcher=local_parallel"] if len(_jobs(f"+leaderboard={name}", SMOKE)) >= 4 else []  # worth two workers' start-up
+    proc = run_cli([f"+leaderboard={name}", SMOKE, *EXTRA.get(name, []), *parallel], tmp_path,
+                   {"HARNESS_DATA_DIR": str(shared_data)}, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = pd.read_parquet(tmp_path / "runs")
     arms = {cfg.method.name for cfg in _jobs(f"+leaderboard={name}")}

@@ -133,7 +133,8 @@ def test_infeasible_job_of_a_sweep_is_one_line_error_without_rows(tmp_path, shar
 
 @pytest.mark.slow
 def test_param_matched_sweep_lands_every_run_within_5_percent(tmp_path, shared_data):
-    proc = run_cli(["+sweep=param_matched"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)}, timeout=1500)
+    proc = run_cli(["+sweep=param_matched", "+launcher=local_parallel"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)},
+                   timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs, metrics, _ = ResultStore(tmp_path).read()
     assert len(runs) == 14 and set(runs["status"]) == {"finished"}

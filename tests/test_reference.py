@@ -5,6 +5,7 @@ formula, and `python -m harness.report --reference` renders our real runs next t
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -16,11 +17,13 @@ from scipy import stats
 
 import methods
 from harness.errors import HarnessError
+from harness.report.claims import compare_claims, curve_values, is_claims_file
 from harness.report.reference import (REFERENCES_DIR, REQUIRED, SOURCES_FILE, available, compare, load_reference,
                                       load_sources)
 from tests.conftest import REPO, run_cli
 
-REFERENCES = available()
+CLAIMS = [n for n in available() if is_claims_file(REFERENCES_DIR / f"{n}.csv")]
+REFERENCES = [n for n in available() if n not in CLAIMS]  # published numbers
 
 
 def test_the_issue_s_references_are_all_there():
@@ -43,7 +46,7 @@ def test_every_row_is_valid_and_cited(name):
 
 def test_every_cited_source_is_used_and_pinned_to_a_commit():
     sources = load_sources()
-    used = set().union(*(set(load_reference(n)["source_id"]) for n in REFERENCES))
+    used = set().union(*(set(load_reference(n)["source_id"]) for n in REFERENCES + CLAIMS))
     assert set(sources.index) == used
     assert sources["commit"].str.fullmatch(r"[0-9a-f]{40}").all()
 
@@ -174,7 +177,9 @@ def test_suite_rows_match_per_dataset_metric_rows(ref_dir):
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory, shared_data):
     root = tmp_path_factory.mktemp("results")
-    proc = run_cli(["+leaderboard=pissa_vs_lora_cpu", "+leaderboard/smoke=tiny"], root, {"HARNESS_DATA_DIR": str(shared_data)})
+    # two seeds and a held-out loss every step, so the claims report has paired curves to test
+    proc = run_cli(["+leaderboard=pissa_vs_lora_cpu", "+leaderboard/smoke=tiny", "seed=0,1", "train.eval_every=1"], root,
+                   {"HARNESS_DATA_DIR": str(shared_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root
 
@@ -195,7 +200,87 @@ def test_side_by_side_report_on_a_real_smoke_sweep(smoke_results, tmp_path):
     compared = table[table["verdict"] != "not run"]
     assert set(compared["method"]) == {"lora", "pissa"} and len(compared) == 8  # every GSM8K row, once each
     for row in compared.itertuples():
+        assert row.n_seeds == 2
         assert row.ours == pytest.approx(flexible.loc[flexible["method"] == row.method, "value"].mean())
         assert row.our_model == "tiny-random-llama" and row.our_task == "metamathqa_gsm8k~gsm8k_train"
         assert f"published {row.published_model}" in row.differences and "~gsm8k_train" in row.differences
         assert row.verdict in ("within noise", "above", "below")
+
+
+# --- published claims (a `claim` column): paired by seed along the curves ------------------------------
+
+def test_the_cpu_scale_claims_file_is_valid_and_cited():
+    assert CLAIMS == ["pissa_vs_lora_cpu"]
+    claims = load_reference("pissa_vs_lora_cpu")
+    assert set(claims["metric"]) == {"val_loss", "train_loss"} and set(claims["method"]) == {"pissa"}
+    assert all(steps == [10, 20, 30, 40] for steps in claims["steps"])
+
+
+@pytest.mark.parametrize("column,value,expected", [
+    ("direction", "faster", "line 2: direction='faster'; use one of: lower, higher"),
+    ("steps", "ten", "line 2: steps='ten' and window='1' must be whole numbers"),
+    ("baseline", "lora_xl", "line 2: baseline='lora_xl' is not a harness method"),
+    ("source_id", "blog", "line 2: source_id='blog' is not cited"),
+])
+def test_a_bad_claim_is_named_with_its_line_and_fix(ref_dir, column, value, expected):
+    claims = pd.read_csv(REFERENCES_DIR / "pissa_vs_lora_cpu.csv", dtype=str, keep_default_na=False)
+    claims.loc[0, column] = value
+    claims.to_csv(ref_dir / "claims.csv", index=False)
+    with pytest.raises(HarnessError, match=re.escape(expected)):
+        load_reference("claims", ref_dir)
+
+
+def _curves(a: dict[int, list[float]], b: dict[int, list[float]]) -> pd.DataFrame:
+    """Curve rows of two methods: seed -> values at steps 1, 2, ..."""
+    rows = [(f"{m}{seed}", m, "val_loss", step + 1, v, "t", "tiny", "smoke", "", seed)
+            for m, curves in (("pissa", a), ("lora", b)) for seed, values in curves.items() for step, v in enumerate(values)]
+    return pd.DataFrame(rows, columns=["run_id", "method", "metric", "step", "value", "task", "model", "budget", "variant", "seed"])
+
+
+def _claim(steps: list[int], window: int = 1, direction: str = "lower") -> pd.DataFrame:
+    return pd.DataFrame([{"claim": "c", "statement": "s", "method": "pissa", "baseline": "lora", "metric": "val_loss",
+                          "direction": direction, "steps": steps, "window": window, "source_id": "x"}])
+
+
+def test_claim_verdicts_follow_the_paired_t_interval():
+    pissa = {0: [2.0, 1.5, 1.0], 1: [2.1, 1.7, 1.2], 2: [1.9, 1.4, 0.9]}
+    lora = {0: [2.0, 1.9, 1.8], 1: [2.2, 2.0, 1.9], 2: [1.8, 1.8, 1.7]}
+    table = compare_claims(_claim([1, 3, 5]), _curves(pissa, lora), confidence=0.95).set_index("step")
+    d = np.array([1.0 - 1.8, 1.2 - 1.9, 0.9 - 1.7])
+    low, high = stats.t.interval(0.95, df=2, loc=d.mean(), scale=d.std(ddof=1) / math.sqrt(3))
+    at3 = table.loc[3]
+    assert at3["verdict"] == "holds" and at3["n_seeds"] == 3
+    assert (at3["difference"], at3["difference_low"], at3["difference_high"]) == pytest.approx((d.mean(), low, high))
+    assert at3["method_mean"] == pytest.approx(np.mean([1.0, 1.2, 0.9]))
+    assert table.loc[1, "verdict"] == "inconclusive"  # step 1: differences 0, -0.1, +0.1
+    assert table.loc[5, "verdict"] == "not run"  # no run reached step 5
+    higher = compare_claims(_claim([3], direction="higher"), _curves(pissa, lora)).iloc[0]
+    assert higher["verdict"] == "contradicted"
+    one_seed = compare_claims(_claim([3]), _curves({0: pissa[0]}, {0: lora[0]})).iloc[0]
+    assert one_seed["verdict"] == "too few seeds"
+
+
+def test_a_window_averages_the_steps_ending_at_the_claimed_step():
+    pissa = {0: [3.0, 1.0, 2.0], 1: [3.0, 1.0, 2.0]}
+    lora = {0: [3.0, 3.0, 3.0], 1: [3.0, 3.0, 3.1]}
+    row = compare_claims(_claim([3], window=2), _curves(pissa, lora)).iloc[0]
+    assert row["method_mean"] == pytest.approx(1.5) and row["baseline_mean"] == pytest.approx((3.0 + 3.0 + 3.0 + 3.1) / 4)
+
+
+@pytest.mark.slow
+def test_claims_report_on_a_real_smoke_sweep(smoke_results, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "harness.report", str(smoke_results), "--out", str(tmp_path),
+                           "--reference", "pissa_vs_lora_cpu"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "== reference pissa_vs_lora_cpu: 0 holds, 0 inconclusive, 0 contradicted, 0 too few seeds, 8 not run" in proc.stdout
+    assert (tmp_path / "reference_pissa_vs_lora_cpu.html").is_file()  # 3 smoke steps never reach the claimed steps
+
+    curves = curve_values(smoke_results)
+    table = compare_claims(_claim([1, 3]), curves).set_index("step")
+    runs, metrics = pd.read_parquet(smoke_results / "runs"), pd.read_parquet(smoke_results / "metrics")
+    val = metrics[metrics["metric"] == "val_loss"].merge(runs[["run_id", "method", "seed"]])
+    for step in (1, 3):
+        at = val[val["step"] == step].pivot(index="seed", columns="method", values="value")
+        assert len(at) == 2 and table.loc[step, "n_seeds"] == 2
+        assert table.loc[step, "difference"] == pytest.approx((at["pissa"] - at["lora"]).mean())
+        assert table.loc[step, "verdict"] in ("holds", "inconclusive", "contradicted")

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")  # headless: never open a window or need a display
     from harness.errors import HarnessError
     from harness.report.build import write_report
-    from harness.report.reference import available, load_reference, summary_line, write_references
+    from harness.report.reference import available, load_reference, write_references
     from harness.report.tables import markdown
 
     parser = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.split("\n\n")[0])
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     for report in written.tasks:
         print(f"== {report.task}: leaderboard\n{markdown(report.leaderboard_text())}\n")
     for ref in references:
-        print(f"== reference {ref.name}: {summary_line(ref.table)}\n{markdown(ref.text)}\n")
+        print(f"== reference {ref.name}: {ref.summary}\n{markdown(ref.text)}\n")
     files = len(written.files) + sum(len(ref.files) for ref in references)
     print(f"wrote {files} files to {written.out_dir} (start with {written.out_dir / 'index.md'})")
     return 0

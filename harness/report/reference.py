@@ -36,6 +36,7 @@ from scipy import stats
 
 from harness.errors import HarnessError
 from harness.report.build import _write_table as write_table
+from harness.report.claims import CLAIM_COLUMNS, check_claims, claims_summary, compare_claims, curve_values, format_claims, is_claims_file
 from harness.report.load import CONFIG_KEYS, Results, load_results
 from harness.report.load import _newest_versions as newest_versions
 from harness.report.tables import format_interval
@@ -115,12 +116,17 @@ def load_reference(name: str, directory: Path = REFERENCES_DIR) -> pd.DataFrame:
         raise HarnessError(f"unknown reference {name!r}; available: {', '.join(available(directory)) or 'none'} "
                            f"(files {directory}/<NAME>.csv)")
     sources = load_sources(directory)
-    table = _read_csv(path, REQUIRED)
+    claims = is_claims_file(path)
+    table = _read_csv(path, CLAIM_COLUMNS if claims else REQUIRED)
     if table.empty:
         raise HarnessError(f"{path} has no rows; add the published numbers or delete the file")
     # The registry's names without importing every method (torch, peft): one conf/method yaml per
     # registered method, which tests/test_config.py holds to the registry.
     known = {p.stem for p in METHOD_CONFIGS.glob("*.yaml")}
+    if claims:
+        checked = check_claims(table, path, known, set(sources.index))
+        checked.insert(0, "reference", name)
+        return checked
     rows = [_check_row(row, i + 2, path, known, sources) for i, row in table.iterrows()]  # line 1 is the header
     checked = pd.DataFrame(rows)
     cited = sources.loc[checked["source_id"]]
@@ -247,26 +253,35 @@ def summary_line(table: pd.DataFrame) -> str:
 @dataclass
 class WrittenReference:
     name: str
-    table: pd.DataFrame  # compare()'s rows
-    text: pd.DataFrame  # format_comparison() of the compared rows (the `not run` ones are in the CSV)
+    table: pd.DataFrame  # compare()'s or compare_claims()' rows
+    text: pd.DataFrame  # their formatted form, without the `not run` rows (those are in the CSV)
+    summary: str  # verdict counts
     files: list[Path]
 
 
 def write_references(results_dir: Path | str, out_dir: Path | str | None, names: list[str],
                      confidence: float = CONFIDENCE) -> list[WrittenReference]:
-    """`reference_<NAME>.{csv,md,html}` in out_dir (default RESULTS_DIR/report) for each reference."""
+    """`reference_<NAME>.{csv,md,html}` in out_dir (default RESULTS_DIR/report) for each reference:
+    published numbers next to ours, or published claims (harness/report/claims.py) tested on ours."""
     if not names:
         return []
     references = {name: load_reference(name) for name in names}  # every file is checked before anything is written
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
-    values = our_values(results_dir, load_results(results_dir))
+    kinds = {"claim" in reference.columns for reference in references.values()}  # True: a claims file
+    values = our_values(results_dir, load_results(results_dir)) if False in kinds else None
+    curves = curve_values(results_dir) if True in kinds else None
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, reference in references.items():
-        table = compare(reference, values, confidence)
-        text = format_comparison(table[table["verdict"] != "not run"], confidence)
-        files = write_table(table, text, out, f"reference_{name}", f"{name}: our runs next to the published numbers")
-        written.append(WrittenReference(name, table, text, files))
+        if "claim" in reference.columns:
+            table = compare_claims(reference, curves, confidence)
+            text, summary, title = format_claims(table[table["verdict"] != "not run"], confidence), claims_summary(table), \
+                f"{name}: published claims tested on our runs"
+        else:
+            table = compare(reference, values, confidence)
+            text, summary, title = format_comparison(table[table["verdict"] != "not run"], confidence), summary_line(table), \
+                f"{name}: our runs next to the published numbers"
+        files = write_table(table, text, out, f"reference_{name}", title)
+        written.append(WrittenReference(name, table, text, summary, files))
     return written
-

@@ -1,0 +1,409 @@
+"""MetaMathQA -> MATH (Hendrycks et al., 2021, arXiv:2103.03874): train on MetaMathQA's `query` /
+`response` pairs, evaluate greedy generations on the MATH test set (5,000 competition problems in
+seven subjects), as the MetaMath (arXiv:2309.12284), PiSSA and SORSA papers report "MATH".
+
+Training pool (`task.train_pool`), as the `metamathqa_gsm8k` task's:
+* `metamathqa`: hub `meta-math/MetaMathQA`, or `<data.dir>/metamathqa/MetaMathQA-395K.json`, tried
+  in `data.order`; `task.train_limit` keeps the first N rows (PiSSA/SORSA: 100,000).
+* `gsm8k_train`: an explicit offline substitute, GSM8K's train split (the `gsm8k` task's hub/local
+  sources; never its packaged test slice). Answers are put in MetaMathQA's form (calculator
+  annotations `<<...>>` dropped, "The answer is: N" appended), so that the extraction below can read
+  what the model learns. Runs are filed as `metamathqa_math~gsm8k_train`: not the published protocol.
+* null: eval items only (an eval-only spec, e.g. a forgetting probe); a run cannot train on it.
+
+Evaluation items, sources tried in `data.order` (no package source):
+* hub: `EleutherAI/hendrycks_math`, one config per subject, split `test` (a mirror of the official
+  release). The papers did not use a hub copy: MetaMath's eval_math.py and SORSA's test.py read
+  MetaMath's `data/test/MATH_test.jsonl`; PiSSA's scripts read the `metamath` test split of
+  `fxmeng/pissa-dataset` (GSM8K and MATH mixed, gold answers pre-extracted: not accepted here).
+* local: `<data.dir>/math/test.jsonl`, JSON Lines in either of two row formats:
+  - the official release / hub mirror: `problem`, `solution`, and optionally `level`, `type`;
+  - MetaMath's MATH_test.jsonl: `instruction` (the problem), `output` (the reference solution),
+    other fields ignored except `type` / `level` where present.
+  Either may also carry `answer`, used as the gold answer only when the solution has no \\boxed.
+* `n_eval`: the first N items in the order of sha256(problem): a fixed, subject-mixed subset that is
+  the same whichever source (and file order) serves it; n_eval >= 5000 (or null) is the whole test
+  set, the published protocol. An item's id is `<subject>/<first 12 hex of sha256(problem)>`
+  (subject from `type`, e.g. "Counting & Probability" -> counting_and_probability; `unknown`
+  without one), so the samples table gives per-subject accuracy.
+
+Prompt (MetaMath's eval_math.py): the Alpaca template with the problem as the instruction, ending
+"### Response: Let's think step by step."; greedy decoding, cut at MetaMath's stop strings.
+Training text uses the same template ending "### Response:" (SORSA's and PiSSA's MetaMathQA
+training), and the target is " " + response (the harness's convention, as in the gsm8k task).
+
+Gold answer: the content of the last `\\boxed{...}` in the reference solution, braces balanced
+(nested braces kept); `\\fbox{...}` only where the solution has no `\\boxed`; `\\boxed 5$` (a space,
+no brace) gives the text up to the next `$`. MetaMath's script reads only the `\\boxed{` form: for
+an item in another form it has no gold answer, and counts the item wrong when the model states an
+answer and right when it states none; here such items are scored like the others.
+
+Prediction (MetaMath's process_results): the text after the last "The answer is: " (case and the
+colon matter), up to the first ".\\n", stripped, one trailing "." dropped, stripped again. No such
+phrase: no prediction, the item counts as wrong (so an untuned base model scores about 0).
+
+Equivalence (accuracy, `math/accuracy/v1`): prediction and gold are equal after the MATH paper's
+string normalisation (its `is_equiv` / `strip_string`, as MetaMath and PiSSA use it), applied to
+both, rule by rule in this order:
+  1. line breaks removed;
+  2. `\\!` (negative thin space) removed;
+  3. `\\\\` becomes `\\`;
+  4. `tfrac` and `dfrac` become `frac`;
+  5. `\\left` and `\\right` removed;
+  6. degrees `^{\\circ}` and `^\\circ` removed;
+  7. escaped dollar signs `\\$` removed (a bare `$` is kept);
+  8. units: where `\\text{ ` (with its space) occurs once, it and everything after it are removed
+     ("10\\text{ cm}" -> "10"; "\\text{cm}" without the space stays);
+  9. `\\%` removed (a bare `%` is kept);
+ 10. leading zeros: " ." -> " 0.", "{." -> "{0.", and a string starting with "." gets a "0";
+     an empty string stays empty and is compared as such;
+ 11. a short left-hand side: where the string has exactly one "=" and at most two characters before
+     it ("x = 5", "k=3"), only the right-hand side is kept;
+ 12. `\\sqrtX` -> `\\sqrt{X}` for a single character X after every `\\sqrt` not followed by "{"
+     (applied before spaces go, so "\\sqrt 2" becomes "\\sqrt{ }2" and then "\\sqrt{}2", as upstream);
+ 13. all spaces removed;
+ 14. `\\fracAB` -> `\\frac{A}{B}` and `\\fracA{..}` -> `\\frac{A}{..}` for single characters A, B;
+     a `\\frac` followed by a single character leaves the whole string unchanged;
+ 15. exactly "0.5" becomes `\\frac{1}{2}` (no other decimal is converted: 0.25 != \\frac14);
+ 16. "a/b" with exactly one "/" between two integers written plainly becomes `\\frac{a}{b}`
+     ("-3/4" -> `\\frac{-3}{4}`, which is not `-\\frac{3}{4}`: these are string rules).
+Where a rule meets text it cannot handle (upstream raises and falls back), the two strings are
+compared exactly as extracted, unnormalised: `\\text{ ` more than once (8), `\\sqrt` or `\\frac` at
+the very end (12, 14), or one "/" with a side that is not an integer, e.g. "x/2" (16).
+Differences from published numbers to expect: SORSA's test.py also accepts answers equal under a
+numeric/sympy comparison (its grader's math_equal), so it is more lenient than v1; all three
+scripts decode with vLLM up to 2048 (MetaMath, SORSA) or 1024 (PiSSA) new tokens, here
+`task.max_new_tokens`.
+
+answer_ce (`math/answer_ce/v1`, lower is better): teacher-forced cross-entropy (nats/token) of the
+reference solution followed by "\\nThe answer is: <gold>" (MetaMathQA's answer form) after the
+training prompt.
+
+Rows: `accuracy` and `answer_ce` under the run's task name, n = items evaluated. No per-subject
+rows: the published MATH number is accuracy over all items, and per-dataset rows (the
+llm_adapters suites' convention) would file subjects as tasks of their own; the item ids carry the
+subject instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from harness.data_sources import SourceUnavailable, first_available, hub_loader, local_path
+from harness.errors import HarnessError
+from harness.generation import greedy_generate
+from harness.hashing import hash_object
+from harness.metrics import Metric, mean_and_stderr
+from harness.prompting import render
+from harness.scoring import target_cross_entropy
+from harness.tasks import register
+from harness.tasks.base import EvalContext, Task, TaskData
+from harness.tasks.metamathqa import SUBSTITUTE_MARK, _local_file
+
+METRIC_VERSION = "v1"
+ANSWER_MARK = "The answer is: "
+TRAIN_POOLS = ("metamathqa", "gsm8k_train")
+ROW_FORMATS = "`problem`/`solution` (the MATH release) or `instruction`/`output` (MetaMath's MATH_test.jsonl)"
+CALCULATOR = re.compile(r"<<[^>]*>>")
+
+
+# --- gold answers and predictions -------------------------------------------------------------
+
+def last_boxed(solution: str) -> str | None:
+    """The content of the last `\\boxed{...}` (`\\fbox{...}` where there is no `\\boxed`), braces
+    balanced; `\\boxed 5$` gives "5". None where there is none or its braces never close."""
+    for command in ("\\boxed", "\\fbox"):
+        start = solution.rfind(command)
+        if start >= 0:
+            break
+    else:
+        return None
+    after = solution[start + len(command):]
+    body = after.lstrip(" ")
+    if body.startswith("{"):
+        depth = 0
+        for i, char in enumerate(body):
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth == 0:
+                    return body[1:i]
+        return None
+    if after.startswith(" ") and body:
+        return body.split("$")[0].strip() or None
+    return None
+
+
+def extract_answer(output: str) -> str | None:
+    """MetaMath's reading of a response: what follows the last "The answer is: ", to the first
+    ".\\n", without one trailing "."; None without the phrase."""
+    if ANSWER_MARK not in output:
+        return None
+    answer = output.split(ANSWER_MARK)[-1].split(".\n")[0].strip()
+    if answer.endswith("."):
+        answer = answer[:-1]
+    return answer.strip()
+
+
+# --- the MATH paper's normalisation (rules numbered as in the module docstring) ---------------
+
+def _fix_sqrt(text: str) -> str | None:
+    head, *pieces = text.split("\\sqrt")
+    out = head
+    for piece in pieces:
+        if not piece:
+            return None  # `\sqrt` at the very end
+        out += "\\sqrt" + (piece if piece[0] == "{" else "{" + piece[0] + "}" + piece[1:])
+    return out
+
+
+def _fix_fracs(text: str) -> str | None:
+    head, *pieces = text.split("\\frac")
+    out = head
+    for piece in pieces:
+        out += "\\frac"
+        if not piece:
+            return None  # `\frac` at the very end
+        if piece[0] == "{":
+            out += piece
+        elif len(piece) < 2:
+            return text  # upstream leaves the whole string as it was
+        elif piece[1] == "{":
+            out += "{" + piece[0] + "}" + piece[1:]
+        else:
+            out += "{" + piece[0] + "}{" + piece[1] + "}" + piece[2:]
+    return out
+
+
+def _fix_slash(text: str) -> str | None:
+    parts = text.split("/")
+    if len(parts) != 2:
+        return text
+    try:
+        a, b = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None  # a side that is not an integer
+    if text != f"{a}/{b}":
+        return text  # e.g. "03/4": integers, but not written plainly
+    return "\\frac{" + str(a) + "}{" + str(b) + "}"
+
+
+def normalize(answer: str) -> str | None:
+    """The MATH normal form of an answer string; None where a rule cannot handle it (compare the
+    raw strings then)."""
+    s = answer.replace("\n", "")                                  # 1
+    s = s.replace("\\!", "")                                      # 2
+    s = s.replace("\\\\", "\\")                                   # 3
+    s = s.replace("tfrac", "frac").replace("dfrac", "frac")      # 4
+    s = s.replace("\\left", "").replace("\\right", "")            # 5
+    s = s.replace("^{\\circ}", "").replace("^\\circ", "")         # 6
+    s = s.replace("\\$", "")                                      # 7
+    if "\\text{ " in s:                                           # 8
+        parts = s.split("\\text{ ")
+        if len(parts) != 2:
+            return None
+        s = parts[0]
+    s = s.replace("\\%", "")                                      # 9
+    s = s.replace(" .", " 0.").replace("{.", "{0.")               # 10
+    if not s:
+        return s
+    if s[0] == ".":
+        s = "0" + s
+    sides = s.split("=")                                          # 11
+    if len(sides) == 2 and len(sides[0]) <= 2:
+        s = sides[1]
+    s = _fix_sqrt(s)                                              # 12
+    if s is None:
+        return None
+    s = s.replace(" ", "")                                        # 13
+    s = _fix_fracs(s)                                             # 14
+    if s is None:
+        return None
+    if s == "0.5":                                                # 15
+        s = "\\frac{1}{2}"
+    return _fix_slash(s)                                          # 16
+
+
+def is_equiv(prediction: str | None, gold: str | None) -> bool:
+    if prediction is None or gold is None:
+        return False
+    a, b = normalize(prediction), normalize(gold)
+    if a is None or b is None:
+        return prediction == gold
+    return a == b
+
+
+def is_correct(output: str, gold: str) -> bool:
+    return is_equiv(extract_answer(output), gold)
+
+
+# --- items -------------------------------------------------------------------------------------
+
+def subject_of(row: Mapping[str, Any], default: str = "unknown") -> str:
+    kind = row.get("type")
+    if not kind:
+        return default
+    return re.sub(r"[^a-z0-9]+", "_", str(kind).lower().replace("&", "and")).strip("_") or default
+
+
+def eval_item(row: Mapping[str, Any], where: str, default_subject: str = "unknown") -> dict:
+    """One MATH test row (either accepted format) as an eval item."""
+    problem = row.get("problem", row.get("instruction"))
+    solution = row.get("solution", row.get("output"))
+    if not isinstance(problem, str) or not isinstance(solution, str):
+        raise HarnessError(f"{where}: a MATH row has neither {ROW_FORMATS} (keys: {', '.join(sorted(row))})")
+    gold = last_boxed(solution)
+    if gold is None and row.get("answer") not in (None, ""):
+        gold = str(row["answer"])
+    if gold is None:
+        raise HarnessError(f"{where}: no \\boxed answer in the solution of {problem[:60]!r} and no `answer` field")
+    level = row.get("level")
+    return {
+        "subject": subject_of(row, default_subject), "level": None if level is None else str(level),
+        "problem": problem, "target": f"{solution}\n{ANSWER_MARK}{gold}", "answer": gold,
+    }
+
+
+def _problem_hash(item: dict) -> str:
+    return hashlib.sha256(item["problem"].encode("utf-8")).hexdigest()
+
+
+def select(items: list[dict], n: int | None) -> list[dict]:
+    """The first n items in sha256(problem) order, each with its id `<subject>/<hash12>`."""
+    ranked = sorted(items, key=lambda x: (_problem_hash(x), x["target"]))[: n if n else None]
+    seen: Counter[str] = Counter()
+    out = []
+    for item in ranked:
+        base = f"{item['subject']}/{_problem_hash(item)[:12]}"
+        seen[base] += 1
+        out.append({"id": base if seen[base] == 1 else f"{base}-{seen[base]}", **item})
+    return out
+
+
+def gsm8k_in_metamath_form(item: Mapping[str, str]) -> dict:
+    """A GSM8K train item as MetaMathQA's GSM rows read: rationale, "#### N", "The answer is: N"."""
+    answer = item["answer"].split("####")[-1].strip()
+    return {"problem": item["question"], "target": f"{CALCULATOR.sub('', item['answer']).strip()}\n{ANSWER_MARK}{answer}"}
+
+
+@register
+class MetaMathQAMATH(Task):
+    name = "metamathqa_math"
+
+    # --- data ----------------------------------------------------------------------------------
+
+    def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
+        pool = self.cfg["train_pool"]
+        if pool is not None and pool not in TRAIN_POOLS:
+            raise HarnessError(f"task.train_pool={pool!r} is unknown; choose one of: {', '.join(TRAIN_POOLS)} (or null: eval items only)")
+        source, test = self._math_test(data_cfg)  # eval first: its absence is the usual miss offline
+        evaluation = select(test, self.cfg["n_eval"])
+        name, train_source, train = self._train_pool(data_cfg, pool)
+        limit = self.cfg.get("train_limit")
+        train = train[:limit] if limit else train
+        test_problems = {" ".join(x["problem"].split()) for x in test}
+        identity = {
+            "task": name, "source": source, "train_pool": pool, "train_source": train_source,
+            "n_train_pool": len(train), "n_eval": len(evaluation), "n_test_set": len(test),
+            "n_eval_by_subject": dict(sorted(Counter(x["subject"] for x in evaluation).items())),
+            "eval_order": "sha256(problem)",
+            # training queries identical (up to whitespace) to a MATH test problem: kept, but counted
+            "n_train_equal_to_test": sum(" ".join(x["problem"].split()) in test_problems for x in train),
+            "train_sha256": hash_object(train, 64), "eval_sha256": hash_object(evaluation, 64),
+        }
+        return TaskData(name, train, evaluation, identity)
+
+    def _math_test(self, data_cfg: Mapping[str, Any]) -> tuple[str, list[dict]]:
+        sources = self.cfg["sources"]
+        hub, local = sources["hub"], sources["local"]
+
+        def from_hub() -> list[dict]:
+            items = []
+            for config in hub["configs"]:
+                where = f"hub {hub['path']}/{config}"
+                items += [eval_item(r, where, config) for r in hub_loader(hub["path"], config, hub["split"])()]
+            return items
+
+        def from_local() -> list[dict]:
+            path = local_path(data_cfg.get("dir"), local["file"])
+            items = []
+            with open(path, encoding="utf-8") as f:
+                for number, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            row = json.loads(line)
+                        except json.JSONDecodeError as exc:
+                            raise HarnessError(f"{path}:{number} is not JSON ({exc.msg}); expected JSON Lines with {ROW_FORMATS}") from None
+                        items.append(eval_item(row, f"{path}:{number}"))
+            if not items:
+                raise SourceUnavailable(f"{path} holds no items")
+            return items
+
+        return first_available(f"task {self.name} (MATH test set)", {"hub": from_hub, "local": from_local},
+                               list(data_cfg["order"]))
+
+    def _train_pool(self, data_cfg: Mapping[str, Any], pool: str | None) -> tuple[str, str, list[dict]]:
+        """(the task name results are filed under, source, training items)."""
+        if pool is None:
+            return self.name, "none", []
+        if pool == "gsm8k_train":
+            from harness import tasks
+            from harness.experiment import CONF_DIR
+
+            cfg = yaml.safe_load((CONF_DIR / "task" / "gsm8k.yaml").read_text())
+            order = [k for k in data_cfg["order"] if k != "package"]  # its package fallback trains on test items
+            gsm8k = tasks.build(cfg).load({**data_cfg, "order": order})
+            return (f"{self.name}{SUBSTITUTE_MARK}{pool}", f"{gsm8k.identity['source']} (gsm8k train split)",
+                    [gsm8k_in_metamath_form(x) for x in gsm8k.train])
+        sources = self.cfg["train_sources"]
+        loaders = {
+            "hub": hub_loader(sources["hub"]["path"], sources["hub"].get("name"), sources["hub"]["split"]),
+            "local": _local_file(data_cfg.get("dir"), sources["local"]["file"]),
+        }
+        try:
+            kind, rows = first_available(f"task {self.name} (MetaMathQA training pool)", loaders, list(data_cfg["order"]))
+        except HarnessError as exc:
+            raise type(exc)(f"{exc}; or train on GSM8K train instead with task.train_pool=gsm8k_train "
+                            f"(filed as {self.name}{SUBSTITUTE_MARK}gsm8k_train)") from None
+        return self.name, kind, [{"problem": r["query"], "target": r["response"]} for r in rows]
+
+    # --- text ----------------------------------------------------------------------------------
+
+    def prompt(self, item: dict) -> str:
+        return self.cfg["prompt_template"].format(problem=item["problem"])
+
+    def training_pair(self, item: dict) -> tuple[str, str]:
+        return self.cfg["train_prompt_template"].format(problem=item["problem"]), " " + item["target"]
+
+    def eval_prompts(self, ctx: EvalContext, data: TaskData) -> list[str]:
+        return [render(ctx.tokenizer, self.prompt(x), self.cfg["chat_template"]) for x in data.eval]
+
+    # --- scoring -------------------------------------------------------------------------------
+
+    def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
+        c, items = self.cfg, data.eval
+        outputs = greedy_generate(ctx.model, ctx.tokenizer, self.eval_prompts(ctx, data), c["max_new_tokens"],
+                                  list(c["stop"]), c["eval_batch_size"], ctx.device, desc=f"eval {data.name}")
+        golds = [x["answer"] for x in items]
+        predictions = [extract_answer(o) for o in outputs]
+        accuracy = [float(is_equiv(p, g)) for p, g in zip(predictions, golds)]
+        ce = target_cross_entropy(ctx.model, ctx.tokenizer, [self.training_pair(x) for x in items],
+                                  c["score_batch_size"], ctx.max_len, ctx.device)
+        per_item_ce = [nll / max(n, 1) for nll, n in ce]
+        ids = [x["id"] for x in items]
+        shown = [f"{p} <- {o}" if p is not None else f"[no '{ANSWER_MARK.strip()}'] <- {o}" for p, o in zip(predictions, outputs)]
+        ctx.add_samples(data.name, "accuracy", accuracy, shown, golds, ids)
+        ctx.add_samples(data.name, "answer_ce", per_item_ce, item_ids=ids)
+        rows = []
+        for metric, values, higher in (("accuracy", accuracy, True), ("answer_ce", per_item_ce, False)):
+            mean, se = mean_and_stderr(values)
+            rows.append(Metric(data.name, metric, mean, se, len(values), higher, f"math/{metric}/{METRIC_VERSION}"))
+        return rows
