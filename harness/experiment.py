@@ -10,18 +10,18 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 import methods
-from harness import __version__, lr_search, param_budget, tasks
+from harness import __version__, classifier, encoder, lr_search, param_budget, tasks
 from harness.budget import Budget
 from harness.cache import tokenized
 from harness.costs import (PeakMemory, extra_prompt_tokens, memory_cap_check, memory_split, parameter_counts,
                            stored_parameter_count)
-from harness.encoding import encode_pairs
+from harness.encoding import collate, encode_pairs
 from harness.errors import RunFailed
 from harness.faults import fault_point
 from harness.flops import flops_metrics
@@ -30,7 +30,7 @@ from harness.hashing import canonical_json
 from harness.identity import experiment_of, run_id
 from harness.latency import latency_metric, ms_per_token
 from harness.metrics import Metric
-from harness.models import check_available, load_model
+from harness.models import ENCODER, LoadedModel, check_available, load_model, model_kind
 from harness.provenance import git_state, versions
 from harness.step_time import check_time_budget
 from harness.store import ResultStore
@@ -80,11 +80,13 @@ def prepare(cfg: DictConfig) -> Prepared:
     method = methods.build(OmegaConf.to_container(cfg.method, resolve=True))
     budget = Budget.from_config(cfg.budget)
     check_available(cfg.model, CONF_DIR)
+    task = tasks.build(OmegaConf.to_container(cfg.task, resolve=True))
+    if model_kind(cfg.model) == ENCODER:  # before any model loads: it sets the head's size in cfg.model
+        task = encoder.adapt(cfg, task, method)
     params = param_budget.match(cfg, budget, CONF_DIR)  # sets the method's size knob; HarnessError if infeasible
     if params is not None and params.knob is not None:
         method = methods.build(OmegaConf.to_container(cfg.method, resolve=True))
     check_time_budget(cfg, budget, CONF_DIR, pick_device(cfg.device))  # HarnessError if no step fits
-    task = tasks.build(OmegaConf.to_container(cfg.task, resolve=True))
     data = task.load(OmegaConf.to_container(cfg.data, resolve=True))
     validation: list[dict] = []
     if cfg.train.get("eval_every") or cfg.train.get("lr_sweep"):  # both need held-out training items
@@ -144,7 +146,7 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
     cfg = p.cfg
     param_budget.release_models()  # the solver's copy of the base model must not count in this run's memory
     torch.manual_seed(int(cfg.seed))
-    loaded = load_model(cfg.model, CONF_DIR)
+    loaded = load_model(cfg.model, CONF_DIR, head_seed=int(cfg.train.init_seed))
     model, tok = loaded.model.to(device), loaded.tokenizer
     row["model_json"] = canonical_json(loaded.identity)
 
@@ -152,14 +154,9 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
     probes = p.probes
     probes.baseline(model, tok, loaded.identity, device)  # the base model: before the method touches it
 
-    def encode(pairs):
-        encoded = encode_pairs(tok, pairs, max_len)
-        return [(ids + [tok.eos_token_id], labels + [tok.eos_token_id]) for ids, labels in encoded]
-
-    encoded = tokenized(Path(cfg.results_dir) / "cache" / "tokenized", tok, [p.task.training_pair(x) for x in p.data.train],
-                        {"max_len": max_len, "append": "eos"}, encode)
+    encoded, collate_fn = _training_set(p, loaded, max_len)
     batch_size, data_seed, accum = int(cfg.train.batch_size), int(cfg.train.data_seed), int(cfg.train.grad_accum)
-    mean_len = sum(len(ids) for ids, _ in encoded) / len(encoded)
+    mean_len = sum(len(x[0]) for x in encoded) / len(encoded)
     hint = mean_len * batch_size * accum
     budget = p.budget.for_pool(len(encoded), batch_size, accum)
     every = int(cfg.train.get("eval_every") or 0)
@@ -168,9 +165,9 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
     def fit(fit_lr: float, method: methods.base.Method, model: torch.nn.Module) -> Fitted:
         """Calibrate, apply and train one method on `model`; the same data order every time."""
         if method.needs_calibration:  # a stream of its own: training order stays the same for every method
-            method.calibrate(model, batch_stream(encoded, batch_size, tok.pad_token_id, data_seed + 1))
+            method.calibrate(model, batch_stream(encoded, batch_size, tok.pad_token_id, data_seed + 1, collate_fn))
         torch.manual_seed(int(cfg.train.init_seed))  # the method's own init (adapter weights): seeded apart from data order
-        model = method.apply(model, BuildContext(tok, loaded.tokenizer_path))
+        model = method.apply(model, BuildContext(tok, loaded.tokenizer_path, loaded.kind, loaded.head))
         curve = Curve(lambda: val_loss(model, tok, p.task, p.validation, score_batch, max_len, device), every)
         curve.start()
 
@@ -179,7 +176,7 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
             fault_point("mid_train")
             curve.step(s)
 
-        batches = batch_stream(encoded, batch_size, tok.pad_token_id, data_seed)
+        batches = batch_stream(encoded, batch_size, tok.pad_token_id, data_seed, collate_fn)
         with PeakMemory(device) as peak:
             result = train(model, method, batches, cfg.train, fit_lr, budget, device, hint, on_step=on_step)
         if p.validation:
@@ -230,6 +227,22 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
     tracker.log({f"{m.task}/{m.metric}": m.value for m in metrics})
     curve = [Metric(p.data.name, "train_loss", loss, None, 1, False, "train_loss/v1", step) for step, loss in result.losses]
     return [m.row() for m in metrics + costs + curve], ctx.samples
+
+
+def _training_set(p: Prepared, loaded: LoadedModel, max_len: int) -> tuple[list, Callable]:
+    """The training items as the model consumes them, and the function that batches them: an
+    encoder's are classification examples; a causal LM's are (prompt, target) token ids with the
+    loss on the target. Their tokenization is cached across the runs of a sweep."""
+    tok, cache_root = loaded.tokenizer, Path(p.cfg.results_dir) / "cache" / "tokenized"
+    if loaded.kind == ENCODER:
+        return p.task.examples(tok, p.data.train, max_len, cache_root), classifier.collate
+
+    def encode(pairs):
+        encoded = encode_pairs(tok, pairs, max_len)
+        return [(ids + [tok.eos_token_id], labels + [tok.eos_token_id]) for ids, labels in encoded]
+
+    pairs = [p.task.training_pair(x) for x in p.data.train]
+    return tokenized(cache_root, tok, pairs, {"max_len": max_len, "append": "eos"}, encode), collate
 
 
 def _latency(model, tok, device: torch.device, n_tokens: int, which: str) -> list[Metric]:

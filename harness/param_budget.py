@@ -130,18 +130,27 @@ def applied_copy(options: Mapping[str, Any], model_cfg: Mapping[str, Any], confi
         if method.needs_calibration:
             method.calibrate(model, synthetic_batches(model.config.vocab_size, 2, 16))
         try:
-            model = method.apply(model, BuildContext(loaded.tokenizer, loaded.tokenizer_path))
+            model = method.apply(model, BuildContext(loaded.tokenizer, loaded.tokenizer_path, loaded.kind, loaded.head))
         except (ValueError, RuntimeError) as exc:  # peft's own checks on sizes
             raise HarnessError(f"method {method.name}: {str(exc).splitlines()[0]}") from None
     return method, model
 
 
-def synthetic_batches(vocab_size: int, batch_size: int, length: int) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches of random tokens: shapes, not values, decide a method's size and a step's time."""
+def synthetic_batches(vocab_size: int, batch_size: int, length: int,
+                      num_labels: int | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of random tokens: shapes, not values, decide a method's size and a step's time.
+    Labels are the tokens (a language model's), or with `num_labels` one per row for a
+    classification head (float scores when it has one output)."""
     gen = torch.Generator().manual_seed(0)
     while True:
         ids = torch.randint(0, vocab_size, (batch_size, length), generator=gen)
-        yield {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
+        if num_labels is None:
+            labels = ids.clone()
+        elif num_labels == 1:
+            labels = torch.rand(batch_size, generator=gen)
+        else:
+            labels = torch.randint(0, num_labels, (batch_size,), generator=gen)
+        yield {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
 
 def knob_values(knob: SizeKnob, model_config: Mapping[str, Any]) -> list[int]:

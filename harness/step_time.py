@@ -41,7 +41,8 @@ def min_step_seconds(cfg: DictConfig, configs_dir: Path, device: torch.device) -
 def _measure(cfg: DictConfig, options: dict, configs_dir: Path, device: torch.device) -> float:
     method, model = applied_copy(options, OmegaConf.to_container(cfg.model, resolve=True), configs_dir,
                                  int(cfg.train.get("init_seed", cfg.seed)))
-    batches = synthetic_batches(model.config.vocab_size, int(cfg.train.batch_size), PROBE_TOKENS)
+    batches = synthetic_batches(model.config.vocab_size, int(cfg.train.batch_size), PROBE_TOKENS,
+                                cfg.model.get("num_labels"))  # set for encoders only (harness/encoder.py)
     stamps: list[float] = []
     lr = float(cfg.train.lr if cfg.train.lr is not None else method.config.lr)
     with contextlib.redirect_stderr(io.StringIO()):  # no progress bar: a preflight error stays one line

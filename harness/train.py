@@ -40,15 +40,16 @@ class TrainResult:
 
 
 def batch_stream(
-    encoded: Sequence[tuple[list[int], list[int]]], batch_size: int, pad_id: int, seed: int
+    encoded: Sequence[Any], batch_size: int, pad_id: int, seed: int,
+    collate_fn: Callable[[Sequence[Any], int], dict[str, torch.Tensor]] = collate,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Endless micro-batches; a fresh seeded permutation each epoch, so data order depends only
-    on the data seed."""
+    """Endless micro-batches of `encoded` items ((ids, labels) pairs unless `collate_fn` batches
+    another kind); a fresh seeded permutation each epoch, so data order depends only on the data seed."""
     gen = torch.Generator().manual_seed(seed)
     while True:
         order = torch.randperm(len(encoded), generator=gen).tolist()
         for start in range(0, len(order) - batch_size + 1, batch_size):
-            yield collate([encoded[i] for i in order[start : start + batch_size]], pad_id)
+            yield collate_fn([encoded[i] for i in order[start : start + batch_size]], pad_id)
 
 
 def autocast_for(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:

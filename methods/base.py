@@ -37,10 +37,15 @@ class BuildContext:
     Attributes:
         tokenizer: the run's tokenizer.
         tokenizer_path: a folder or hub id that `from_pretrained` accepts for that tokenizer.
+        model_kind: "causal" (a language-model head) or "encoder" (a new classification head).
+        head: the modules of an encoder's new classification head; they start untrained, so every
+            method must train them (methods declare encoder support in `model_kinds`).
     """
 
     tokenizer: Any
     tokenizer_path: str
+    model_kind: str = "causal"
+    head: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ class Method:
     mergeable: ClassVar[bool] = False
     needs_calibration: ClassVar[bool] = False
     size_knob: ClassVar[SizeKnob | None] = None  # None: the trainable count is fixed by the model
+    # Model kinds (harness/models.py) the method is known to tune correctly; the preflight refuses others.
+    model_kinds: ClassVar[tuple[str, ...]] = ("causal",)
 
     def __init__(self, config: MethodConfig):
         self.config = config

@@ -6,8 +6,9 @@ no biases in their linear layers, which is the same as biases fixed at zero; so 
 layer without one gets a zero-initialised bias that trains (the model starts exactly at the base),
 and layers that already have one (e.g. Qwen's q/k/v) train it from its pretrained value. Norm
 weights are not biases and stay frozen, like every weight matrix. Trainable count: the sum of
-`out_features` over the targeted layers. Implemented here (backend "native"); nothing to merge,
-since the trained biases live in the layers themselves.
+`out_features` over the targeted layers. On an encoder the new classification head trains whole
+too, as in the paper's GLUE runs (plus its weights and biases in the count). Implemented here
+(backend "native"); nothing to merge, since the trained tensors live in the layers themselves.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class BitFit(Method):
     )
     backend = "native"
     mergeable = True
+    model_kinds = ("causal", "encoder")
 
     def apply(self, model: nn.Module, context: BuildContext) -> nn.Module:
         freeze(model)
@@ -57,6 +59,8 @@ class BitFit(Method):
                 weight = linear.weight
                 linear.bias = nn.Parameter(torch.zeros(linear.out_features, dtype=weight.dtype, device=weight.device))
             linear.bias.requires_grad_(True)
+        for name in context.head:
+            model.get_submodule(name).requires_grad_(True)
         return model
 
     def save(self, model: nn.Module, directory: Path) -> int:

@@ -71,9 +71,10 @@ class CorDA(LoRA):
         "Parameter-Efficient Fine-tuning (2024), arXiv:2406.05223"
     )
     needs_calibration = True
+    model_kinds = ("causal",)  # calibration builds its peft config without the run's context: a causal LM's
 
     def peft_config(self, context: BuildContext | None = None) -> LoraConfig:
-        # Also needed by `calibrate`, before any build context exists; LoRA's config never reads it.
+        # Also needed by `calibrate`, before any build context exists; without one LoRA's config is a causal LM's.
         return dataclasses.replace(
             super().peft_config(context), init_lora_weights="corda",
             corda_config=CordaConfig(corda_method=self.config.mode),

@@ -26,6 +26,7 @@ class FullFineTuning(Method):
     paper = "Full fine-tuning (baseline)"
     backend = "native"
     mergeable = True  # trivially: there is nothing to merge
+    model_kinds = ("causal", "encoder")  # on an encoder the new head trains with everything else
 
     def apply(self, model: nn.Module, context: BuildContext) -> nn.Module:
         for p in model.parameters():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from peft import IA3Config as PeftIA3Config
 
 from methods.base import BuildContext, MethodConfig
-from methods.peft_backed import PeftMethod
+from methods.peft_backed import PeftMethod, task_fields
 from methods.registry import register
 
 
@@ -45,10 +45,11 @@ class IA3(PeftMethod):
         "(2022), arXiv:2205.05638"
     )
     mergeable = True
+    model_kinds = ("causal", "encoder")
 
     def peft_config(self, context: BuildContext) -> PeftIA3Config:
         return PeftIA3Config(
             target_modules=list(self.config.target_modules),
             feedforward_modules=list(self.config.feedforward_modules),
-            task_type="CAUSAL_LM",
+            **task_fields(context),
         )

@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from methods.base import BuildContext, MethodConfig, SizeKnob, directory_bytes
-from methods.peft_backed import PeftMethod
+from methods.peft_backed import PeftMethod, task_fields
 from methods.registry import register
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -52,6 +52,7 @@ class LoRA(PeftMethod):
     family = "lora"
     paper = "LoRA: Low-Rank Adaptation of Large Language Models (2021), arXiv:2106.09685"
     mergeable = True
+    model_kinds = ("causal", "encoder")
 
     init_lora_weights: bool | str = True
     use_dora: bool = False
@@ -73,7 +74,7 @@ class LoRA(PeftMethod):
             target_modules=list(c.target_modules),
             init_lora_weights=self.init_lora_weights,
             use_dora=self.use_dora,
-            task_type="CAUSAL_LM",
+            **task_fields(context),
         )
 
     def apply(self, model: nn.Module, context: BuildContext) -> nn.Module:

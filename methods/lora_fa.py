@@ -30,6 +30,7 @@ class LoRAFAConfig(LoRAConfig):
 @register
 class LoRAFA(LoRA):
     name = "lora_fa"
+    model_kinds = ("causal",)  # not set up for encoders: no conf/fit/<encoder>/ targets for it yet
     config_class = LoRAFAConfig
     paper = (
         "LoRA-FA: Memory-efficient Low-rank Adaptation for Large Language Models Fine-tuning (2023), "

@@ -63,9 +63,10 @@ class LoRAGA(LoRA):
     config_class = LoRAGAConfig
     paper = "LoRA-GA: Low-Rank Adaptation with Gradient Approximation (2024), arXiv:2407.05000"
     needs_calibration = True
+    model_kinds = ("causal",)  # calibration builds its peft config without the run's context: a causal LM's
 
     def peft_config(self, context: BuildContext | None = None) -> LoraConfig:
-        # Also needed by `calibrate`, before any build context exists; LoRA's config never reads it.
+        # Also needed by `calibrate`, before any build context exists; without one LoRA's config is a causal LM's.
         c = self.config
         return dataclasses.replace(
             super().peft_config(context), init_lora_weights="lora_ga",

@@ -38,6 +38,7 @@ class LoRAPlusConfig(LoRAConfig):
 @register
 class LoRAPlus(LoRA):
     name = "lora_plus"
+    model_kinds = ("causal",)  # not set up for encoders: no conf/fit/<encoder>/ targets for it yet
     config_class = LoRAPlusConfig
     paper = "LoRA+: Efficient Low Rank Adaptation of Large Models (2024), arXiv:2402.12354"
 

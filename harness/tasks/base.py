@@ -65,3 +65,8 @@ class Task:
 
     def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
         raise NotImplementedError
+
+    def for_encoder(self) -> Task | None:
+        """This task scored through a classification head on an encoder (`model.kind: encoder`), or
+        None when it needs a causal language model (generation, likelihood of free text)."""
+        return None

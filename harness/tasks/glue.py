@@ -1,4 +1,5 @@
 """GLUE (Wang et al., 2019, arXiv:1804.07461) for causal LMs: log-likelihood over verbalised labels.
+(Encoders score the same items through a classification head: harness/tasks/glue_head.py.)
 
 One registered task per dataset: `glue_sst2`, `glue_mrpc`, `glue_rte`, `glue_cola`, `glue_qnli`,
 `glue_stsb`, and `glue_mnli`, `glue_qqp` where their data is present. Prompts and label words are
@@ -38,6 +39,7 @@ from harness.metrics import Metric
 from harness.tasks import register
 from harness.tasks.base import EvalContext, TaskData
 from harness.tasks.choice import ChoiceTask, accuracy_metric
+from harness.tasks.glue_head import GlueHead
 
 VERSION = "v1"
 ENTAILMENT = {"entailment": 0, "not_entailment": 1}
@@ -168,39 +170,55 @@ class Glue(ChoiceTask):
         return [(task, list(range(len(data.eval))))]
 
     def metrics(self, ctx: EvalContext, data: TaskData, scores: list[list[ChoiceScore]]) -> list[Metric]:
-        golds = [x["label"] for x in data.eval]
-        ids = [str(i) for i in range(len(golds))]
         version = lambda m: f"{self.name}/{m}/{VERSION}"
         if self.spec.key == "stsb":
-            return self._regression(ctx, data, scores, golds, ids, version)
+            return self.score_metrics(ctx, data, [_expected_score(row) for row in scores], "expected_score", version)
+        return self.label_metrics(ctx, data, [best_choice(s) for s in scores], version)
+
+    def label_metrics(self, ctx: EvalContext, data: TaskData, preds: list[int],
+                      version: Callable[[str], str]) -> list[Metric]:
+        """The spec's metrics of predicted label indices against data.eval's labels."""
         from sklearn.metrics import f1_score, matthews_corrcoef
 
-        preds = [best_choice(s) for s in scores]
+        golds = [x["label"] for x in data.eval]
         words = self.spec.choices
         correct = [float(p == g) for p, g in zip(preds, golds)]
         rows = [accuracy_metric(ctx, data.name, "acc", correct, [words[p] for p in preds], [words[g] for g in golds],
-                                ids, version("acc"))]
+                                _item_ids(golds), version("acc"))]
         whole_set = {"f1": lambda: f1_score(golds, preds, zero_division=0.0), "mcc": lambda: matthews_corrcoef(golds, preds)}
         for metric in self.spec.metrics:
             if metric in whole_set:  # corpus-level statistics: no per-item stderr
                 rows.append(Metric(data.name, metric, float(whole_set[metric]()), None, len(golds), True, version(metric)))
         return rows
 
-    def _regression(self, ctx, data, scores, golds, ids, version) -> list[Metric]:
+    def score_metrics(self, ctx: EvalContext, data: TaskData, predicted: list[float], sample_metric: str,
+                      version: Callable[[str], str]) -> list[Metric]:
+        """Pearson and Spearman correlation of predicted similarities with data.eval's gold scores;
+        the per-item predictions go to the samples as `sample_metric`."""
         from scipy.stats import pearsonr, spearmanr
 
-        predicted = []
-        for row in scores:  # expected value of 0..5 under the softmax over the six answers
-            top = max(s.logprob for s in row)
-            weights = [math.exp(s.logprob - top) for s in row]
-            predicted.append(sum(k * w for k, w in enumerate(weights)) / sum(weights))
-        ctx.add_samples(data.name, "expected_score", predicted, [f"{p:.3f}" for p in predicted],
-                        [f"{g:.3f}" for g in golds], ids)
+        golds = [x["label"] for x in data.eval]
+        ctx.add_samples(data.name, sample_metric, predicted, [f"{p:.3f}" for p in predicted],
+                        [f"{g:.3f}" for g in golds], _item_ids(golds))
         rows = []
         for metric, stat in (("pearson", pearsonr), ("spearman", spearmanr)):
             value = float(stat(predicted, golds)[0]) if len(set(predicted)) > 1 and len(set(golds)) > 1 else float("nan")
             rows.append(Metric(data.name, metric, value, None, len(golds), True, version(metric)))
         return rows
+
+    def for_encoder(self) -> GlueHead:
+        return GlueHead(self)
+
+
+def _item_ids(golds: list) -> list[str]:
+    return [str(i) for i in range(len(golds))]
+
+
+def _expected_score(row: list[ChoiceScore]) -> float:
+    """Expected value of 0..5 under the softmax over the six answers' log-likelihoods."""
+    top = max(s.logprob for s in row)
+    weights = [math.exp(s.logprob - top) for s in row]
+    return sum(k * w for k, w in enumerate(weights)) / sum(weights)
 
 
 for _spec in SPECS:

@@ -1,0 +1,78 @@
+"""GLUE for encoders (`model.kind: encoder`, e.g. all-MiniLM-L6-v2): a classification head on the
+encoder, as in BERT's GLUE fine-tuning, instead of the causal-LM protocol's log-likelihood over
+label words (harness/tasks/glue.py, whose items, label maps and metrics this reuses).
+
+The protocol: an item's text fields (one sentence, or a pair such as MRPC's two sentences or
+QNLI's question and sentence) go through the tokenizer as one or two segments, cut to
+`train.max_seq_len` tokens; the head has one output per label (STS-B: one output, a regression on
+the 0-5 score). Training minimises the model's own loss (cross-entropy; STS-B mean squared error);
+evaluation takes the argmax of the head's outputs (STS-B: the raw output), `task.batch_size` items
+per forward pass, and reports the causal path's metric names (acc, f1, mcc, pearson, spearman).
+
+Marking: results are filed under the task name `<task>_head` (e.g. `glue_sst2_head`, and
+`glue_qnli_devslice_head` for the carved QNLI), with metric versions `<task>_head/<metric>/v1` and
+`protocol: classification_head` in the run's data identity; so head and log-likelihood numbers are
+never averaged, compared or reported as one task, even for the same model. Log-likelihood settings
+of the task config have no meaning here: `evaluator` must be native and `chat_template` false.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from harness import classifier
+from harness.errors import HarnessError
+from harness.metrics import Metric
+from harness.tasks.base import EvalContext, Task, TaskData
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from harness.tasks.glue import Glue
+
+PROTOCOL = "classification_head"
+SUFFIX = "_head"
+VERSION = "v1"
+
+
+class GlueHead(Task):
+    def __init__(self, glue: Glue):
+        super().__init__(glue.cfg)
+        self.glue, self.name = glue, glue.name
+        self.regression = glue.spec.label is float  # STS-B: a similarity score, not a class
+        self.text_fields = [f for f in glue.spec.columns if f != "label"]
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.regression else len(self.glue.spec.choices)
+
+    def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
+        c = self.cfg
+        if c["evaluator"] != "native":
+            raise HarnessError(f"task.evaluator={c['evaluator']} scores label words by log-likelihood; an encoder is "
+                               "scored through its classification head: set task.evaluator=native")
+        if c["chat_template"]:
+            raise HarnessError("task.chat_template=true formats prompts for a chat LM; an encoder reads the raw "
+                               "sentences: set task.chat_template=false")
+        data = self.glue.load(data_cfg)
+        name = f"{data.name}{SUFFIX}"
+        return dataclasses.replace(data, name=name, identity={**data.identity, "task": name, "protocol": PROTOCOL})
+
+    def texts(self, items: list[dict]) -> list[list[str]]:
+        return [[x[f] for f in self.text_fields] for x in items]
+
+    def examples(self, tok: PreTrainedTokenizerBase, items: list[dict], max_len: int,
+                 cache_root: Path | None = None) -> list[classifier.Example]:
+        """Training examples: the item's segments and its label (a float score for regression)."""
+        labels = [float(x["label"]) if self.regression else int(x["label"]) for x in items]
+        return classifier.encode(tok, self.texts(items), labels, max_len, cache_root)
+
+    def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
+        outputs = classifier.predict(ctx.model, ctx.tokenizer, self.texts(data.eval), int(self.cfg["batch_size"]),
+                                     ctx.max_len, ctx.device)
+        version = lambda m: f"{self.name}{SUFFIX}/{m}/{VERSION}"
+        if self.regression:
+            return self.glue.score_metrics(ctx, data, outputs[:, 0].tolist(), "predicted_score", version)
+        return self.glue.label_metrics(ctx, data, outputs.argmax(-1).tolist(), version)
