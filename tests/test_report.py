@@ -202,3 +202,12 @@ def test_notebook_runs_headless(path, results, tmp_path, monkeypatch):
     if path.stem == "paper_figures":
         assert sorted(p.stem for p in tmp_path.glob("*.pdf")) == sorted(p.stem for p in tmp_path.glob("*.png"))
         assert any(p.stem == "gsm8k_train_loss" for p in tmp_path.glob("*.pdf"))
+
+
+def test_intervals_show_two_significant_digits_of_the_half_width_and_no_rounding_noise():
+    from harness.report.tables import format_interval
+
+    assert format_interval(0.5, 0.4, 0.6, 3) == "0.50 ± 0.10"
+    assert format_interval(1.2077, 1.1981, 1.2173, 3) == "1.2077 ± 0.0096"
+    assert format_interval(0.05, 0.05 - 2e-17, 0.05 + 2e-17, 3) == "0.05 ± 0"  # three seeds of 1/20 each
+    assert format_interval(0.3, float("nan"), float("nan"), 1) == "0.3 (n=1, no CI)"

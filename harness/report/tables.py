@@ -67,7 +67,7 @@ def format_interval(mean: float, low: float, high: float, n: int) -> str:
     if math.isnan(low):
         return f"{mean:.6g} (n={n}, no CI)"
     half = (high - low) / 2
-    if half == 0:
+    if half <= 1e-9 * max(1.0, abs(mean)):  # seeds that agree up to float rounding: no spread to show
         return f"{mean:.4g} ± 0"
     # two significant digits of the half-width, and the mean to the same decimal place
     decimals = max(0, 1 - math.floor(math.log10(half)))
