@@ -7,6 +7,7 @@ import json
 import struct
 
 import pytest
+import wandb
 
 from harness.errors import HarnessError
 from harness.tracking import COST_COLUMNS, Tracker, check_config
@@ -67,6 +68,7 @@ def test_offline_run_holds_the_parquet_numbers(tmp_path, monkeypatch):
     tracker = Tracker(WANDB, "abc123", "smoke", ["lora", "tiny-random-llama", "gsm8k", "smoke"], {"seed": 0}, str(tmp_path))
     tracker.log({"train/loss": 2.0}, step=1)
     tracker.finish(_row(), METRICS)
+    wandb.teardown()  # the wandb-core service writes the log file asynchronously; teardown waits until it is flushed
     (run_file,) = tmp_path.glob("wandb/offline-run-*-abc123/run-abc123.wandb")
     summary, history = _logged_items(run_file.read_bytes())
     assert "gsm8k/exact_match_flexible" in summary, sorted(summary)
