@@ -184,11 +184,16 @@ def smoke_results(tmp_path_factory, shared_data):
     return root
 
 
+def _report_cli(results, out, reference: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "harness.report", str(results), "--out", str(out), "--reference", reference],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 @pytest.mark.slow
 def test_side_by_side_report_on_a_real_smoke_sweep(smoke_results, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "harness.report", str(smoke_results), "--out", str(tmp_path),
-                           "--reference", "pissa_vs_lora"], cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _report_cli(smoke_results, tmp_path, "pissa_vs_lora")
     assert "== reference pissa_vs_lora: " in proc.stdout
     table = pd.read_csv(tmp_path / "reference_pissa_vs_lora.csv")
     assert (tmp_path / "reference_pissa_vs_lora.md").is_file() and (tmp_path / "reference_pissa_vs_lora.html").is_file()
@@ -269,9 +274,7 @@ def test_a_window_averages_the_steps_ending_at_the_claimed_step():
 
 @pytest.mark.slow
 def test_claims_report_on_a_real_smoke_sweep(smoke_results, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "harness.report", str(smoke_results), "--out", str(tmp_path),
-                           "--reference", "pissa_vs_lora_cpu"], cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _report_cli(smoke_results, tmp_path, "pissa_vs_lora_cpu")
     assert "== reference pissa_vs_lora_cpu: 0 holds, 0 inconclusive, 0 contradicted, 0 too few seeds, 8 not run" in proc.stdout
     assert (tmp_path / "reference_pissa_vs_lora_cpu.html").is_file()  # 3 smoke steps never reach the claimed steps
 
