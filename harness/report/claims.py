@@ -79,7 +79,8 @@ def _at_step(runs: pd.DataFrame, step: int, window: int) -> pd.Series:
     """seed -> mean value over the last `window` recorded steps <= step; seeds that never reached it are left out."""
     reached = runs.groupby("seed")["step"].max() >= step
     recent = runs[runs["step"] <= step].sort_values("step").groupby("seed").tail(window)
-    return recent.groupby("seed")["value"].mean()[reached[reached].index.intersection(recent["seed"].unique())]
+    means = recent.groupby("seed")["value"].mean()
+    return means[means.index.isin(reached[reached].index)]
 
 
 def compare_claims(claims: pd.DataFrame, values: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
