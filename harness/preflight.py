@@ -86,9 +86,23 @@ def check_environment() -> None:
         )
 
 
+def check_launcher_order(overrides: Sequence[str]) -> None:
+    """A sweep file may pick its own launcher (lora_vs_pissa runs two jobs at once); Hydra applies
+    the later of two launcher choices, so a `+launcher=` given before such a sweep would lose."""
+    names = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    if "launcher" not in names or "sweep" not in names or names.index("launcher") > names.index("sweep"):
+        return
+    launcher, sweep = overrides[names.index("launcher")], overrides[names.index("sweep")]
+    sweep_file = CONF_DIR / "sweep" / f"{sweep.split('=', 1)[1]}.yaml"
+    if sweep_file.is_file() and "/hydra/launcher" in sweep_file.read_text():
+        raise HarnessError(f"{launcher} comes before {sweep}, which picks its own launcher; "
+                           f"put {launcher} after {sweep}")
+
+
 def check(overrides: Sequence[str]) -> int:
     """Compose and validate every job; returns the number of jobs. Raises HarnessError."""
     check_environment()
+    check_launcher_order(overrides)
     jobs = expand_jobs(overrides)
     for job in jobs:
         cfg = _compose([o for o in job if not o.startswith("hydra.")])

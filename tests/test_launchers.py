@@ -17,6 +17,7 @@ from harness.preflight import (
     _missing_option_message,
     check,
     check_environment,
+    check_launcher_order,
     expand_jobs,
 )
 from harness.store import ResultStore
@@ -82,6 +83,24 @@ def test_slurm_launcher_is_configured_by_one_override():
     assert worker_threads(dict(launcher), cpus=64, sweep_jobs=8) == launcher.cpus_per_task
     job = _compose([*SWEEP, "+launcher=slurm"])
     assert "launcher" not in job  # launchers configure hydra only: nothing in the run's config or identity
+
+
+def test_the_demo_sweep_runs_two_jobs_at_once_unless_told_otherwise():
+    demo = ["+sweep=lora_vs_pissa"]
+    own = _compose(demo, with_hydra=True).hydra.launcher
+    assert own._target_.endswith("JoblibLauncher") and own.n_jobs == 2
+    assert worker_threads(dict(own), cpus=2, sweep_jobs=4) == 1  # one torch thread per core
+    basic = _compose([*demo, "hydra/launcher=basic"], with_hydra=True).hydra.launcher
+    assert basic._target_.endswith("BasicLauncher")
+    slurm = _compose([*demo, "+launcher=slurm"], with_hydra=True).hydra.launcher
+    assert slurm._target_.endswith("SlurmLauncher")
+
+
+def test_a_launcher_given_before_a_sweep_with_its_own_is_refused():
+    with pytest.raises(HarnessError, match=r"put \+launcher=slurm after \+sweep=lora_vs_pissa"):
+        check_launcher_order(["+launcher=slurm", "+sweep=lora_vs_pissa"])
+    check_launcher_order(["+sweep=lora_vs_pissa", "+launcher=slurm"])
+    check_launcher_order(["+launcher=slurm", "+sweep=smoke"])  # smoke leaves the launcher to the command line
 
 
 @pytest.mark.parametrize("launcher,cpus,jobs,threads", [
