@@ -10,6 +10,13 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("HARNESS_TEST_DATA_DIR", REPO.parent / "shared" / "data"))
 
+# Under pytest-xdist (`-n N`) each worker, and every CLI it starts, takes 1/N of the cores in torch
+# threads, as the harness's own side-by-side launchers do: N workers at torch's default would
+# oversubscribe the machine and run slower than one.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // _workers))
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
