@@ -19,6 +19,7 @@ import methods
 from harness import __version__, classifier, encoder, lr_search, param_budget, tasks
 from harness.budget import Budget
 from harness.cache import tokenized
+from harness.calibration import GeneralText, load_general_text, text_batches
 from harness.costs import (PeakMemory, extra_prompt_tokens, memory_cap_check, memory_split, parameter_counts,
                            stored_parameter_count)
 from harness.encoding import collate, encode_pairs
@@ -58,6 +59,16 @@ class Prepared:
     params: param_budget.ParamSolution | None = None  # the parameter budget's solution, if it has one
     probes: Probes | None = None  # forgetting probes and target gain, their data loaded (a miss is a HarnessError here)
     validation: list[dict] = field(default_factory=list)  # items carved from the training pool (harness/validation.py)
+    calibration_text: GeneralText | None = None  # when the method calibrates on general text
+
+    def data_identity(self) -> dict:
+        return data_identity(self.data, self.calibration_text)
+
+
+def data_identity(data: TaskData, calibration_text: GeneralText | None) -> dict:
+    """The task data's identity, plus the calibration text's when the method reads one: both are in
+    the run id and the run's data_json."""
+    return data.identity if calibration_text is None else {**data.identity, "calibration": calibration_text.identity}
 
 
 @dataclass
@@ -94,9 +105,12 @@ def prepare(cfg: DictConfig) -> Prepared:
         lr_search.grid(method.config.lr, list(cfg.train.get("lr_sweep") or []))  # HarnessError for a bad grid
     probes = build_probes(plain(cfg.forgetting), plain(cfg.data), Path(cfg.results_dir) / "cache" / "forgetting",
                           CONF_DIR, task, data, int(cfg.train.max_seq_len))
+    calibration_text = None
+    if method.needs_calibration and method.calibration_data() == "general_text":
+        calibration_text = load_general_text(plain(cfg.forgetting.general_text), plain(cfg.data))
     experiment = experiment_of({k: plain(v) for k, v in cfg.items()})
-    return Prepared(cfg, method, budget, task, data, experiment, run_id(experiment, data.identity), params, probes,
-                    validation)
+    return Prepared(cfg, method, budget, task, data, experiment, run_id(experiment, data_identity(data, calibration_text)),
+                    params, probes, validation, calibration_text)
 
 
 def pick_device(name: str) -> torch.device:
@@ -121,7 +135,7 @@ def execute(p: Prepared, job_dir: Path) -> tuple[dict[str, Any], list[dict]]:
         **({"target_params": p.params.target, "param_knob": p.params.knob, "param_knob_value": p.params.value}
            if p.params else {}),
         "config_json": canonical_json(OmegaConf.to_container(cfg, resolve=True)),
-        "data_json": canonical_json(p.data.identity), "versions_json": canonical_json(versions()),
+        "data_json": canonical_json(p.data_identity()), "versions_json": canonical_json(versions()),
         "git_sha": sha, "git_dirty": dirty, "harness_version": __version__,
         "started_at": dt.datetime.now(dt.timezone.utc),
     }
@@ -165,7 +179,11 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
     def fit(fit_lr: float, method: methods.base.Method, model: torch.nn.Module) -> Fitted:
         """Calibrate, apply and train one method on `model`; the same data order every time."""
         if method.needs_calibration:  # a stream of its own: training order stays the same for every method
-            method.calibrate(model, batch_stream(encoded, batch_size, tok.pad_token_id, data_seed + 1, collate_fn))
+            if p.calibration_text is not None:
+                stream = text_batches(tok, p.calibration_text.text, max_len, batch_size, data_seed + 1)
+            else:
+                stream = batch_stream(encoded, batch_size, tok.pad_token_id, data_seed + 1, collate_fn)
+            method.calibrate(model, stream)
         torch.manual_seed(int(cfg.train.init_seed))  # the method's own init (adapter weights): seeded apart from data order
         model = method.apply(model, BuildContext(tok, loaded.tokenizer_path, loaded.kind, loaded.head))
         curve = Curve(lambda: val_loss(model, tok, p.task, p.validation, score_batch, max_len, device), every)
@@ -218,7 +236,7 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
     metrics = p.task.evaluate(ctx, p.data)
     fault_point("mid_eval")
     if ctx.identity:
-        row["data_json"] = canonical_json({**p.data.identity, "evaluation": ctx.identity})
+        row["data_json"] = canonical_json({**p.data_identity(), "evaluation": ctx.identity})
     metrics += probes.measure(model, tok, device, metrics, ctx.samples)
     row["eval_time_s"] = time.perf_counter() - eval_start
     if merged:  # timed after the evaluation, so that eval_time_s stays evaluation only

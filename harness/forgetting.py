@@ -272,13 +272,15 @@ class Probes:
         return rows
 
 
-def _general_text(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> tuple[str, str]:
+def general_text(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any],
+                 purpose: str = "the general-text forgetting probe") -> tuple[str, str]:
+    """(source, text) of the general text (`forgetting.general_text`) from the first source that works."""
     hub = cfg["hub"]
     loaders = {
         "hub": lambda: "".join(r["text"] for r in hub_loader(hub["path"], hub["name"], hub["split"])()),
         "local": lambda: local_path(data_cfg.get("dir"), cfg["local_file"]).read_text(encoding="utf-8"),
     }
-    return first_available("the general-text forgetting probe", loaders, list(data_cfg["order"]))
+    return first_available(purpose, loaders, list(data_cfg["order"]))
 
 
 def probe_names(cfg: Mapping[str, Any]) -> list[str]:
@@ -308,7 +310,7 @@ def build_probes(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], cache_root
             probes.append(KLDriftProbe(cfg["kl_drift"]))
         else:
             try:
-                source, text = _general_text(cfg["general_text"], data_cfg)
+                source, text = general_text(cfg["general_text"], data_cfg)
                 probes.append(GeneralTextProbe(cfg["general_text"], text, source, cache_root))
             except HarnessError as miss:
                 if not cfg.get("fallback_to_kl", True):

@@ -119,6 +119,10 @@ class Method:
     def calibrate(self, model: nn.Module, batches: Iterator[dict[str, torch.Tensor]]) -> None:
         """Take as many training batches as the method needs before `apply` (only when `needs_calibration`)."""
 
+    def calibration_data(self) -> str:
+        """Which stream `calibrate` reads: `task` (training batches) or `general_text` (harness/calibration.py)."""
+        return "task"
+
     def apply(self, model: nn.Module, context: BuildContext) -> nn.Module:
         """Return the model to train; everything not meant to train must have requires_grad=False."""
         raise NotImplementedError

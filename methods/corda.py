@@ -7,8 +7,10 @@ B = U_r sqrt(S_r), A = sqrt(S_r) (V^T C^-1)_r and the base weight becomes the re
 W - (alpha / r) B A, so the model starts exactly at the base. `ipm` (instruction-previewed) takes
 the r largest components, those the task data excites most, to learn fast; `kpm`
 (knowledge-preserved) takes the r smallest and freezes the principal ones, to forget less.
-Frozen: the residual weights. Calibration: `calibration_batches` training batches, one sequence at
-a time (peft's covariance hook expects batch size 1), padding dropped.
+Frozen: the residual weights. Calibration: `calibration_batches` batches, one sequence at a time
+(peft's covariance hook expects batch size 1), padding dropped; of the task's training data, or of
+general text (`calibration_data: general_text`), which suits kpm: the paper's kpm calibrates on the
+knowledge to keep.
 Delegates to `peft` (peft.tuners.lora.corda.preprocess_corda, then LoraConfig(init_lora_weights="corda")).
 """
 
@@ -31,6 +33,7 @@ from methods.peft_backed import check_targets
 from methods.registry import register
 
 MODES = ("ipm", "kpm")
+CALIBRATION_DATA = ("task", "general_text")  # harness/calibration.py serves both
 
 
 def take_batches(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], n: int) -> list[dict[str, torch.Tensor]]:
@@ -44,20 +47,25 @@ class CorDAConfig(LoRAConfig):
     """
     Attributes:
         mode: `ipm` (adapters from the largest context-weighted components) or `kpm` (from the
-            smallest; the principal components stay frozen). The paper's kpm calibrates on the
-            knowledge to keep (e.g. QA data); here, as every calibration, it sees training batches.
-        calibration_batches: training batches whose inputs build each layer's covariance.
+            smallest; the principal components stay frozen).
+        calibration_data: `task` (training batches: the paper's ipm) or `general_text` (WikiText-2
+            windows of the training length, through `forgetting.general_text`'s sources: knowledge
+            to keep, as the paper's kpm calibrates on QA data such as TriviaQA).
+        calibration_batches: batches whose inputs build each layer's covariance.
     """
 
     lr: float = 2e-5
     r: int = 128
     alpha: float = 128.0
     mode: str = "ipm"
+    calibration_data: str = "task"
     calibration_batches: int = 64
 
     def validate(self) -> None:
         super().validate()
         self.require(self.mode in MODES, "mode", self.mode, f"choose one of {', '.join(MODES)}")
+        self.require(self.calibration_data in CALIBRATION_DATA, "calibration_data", self.calibration_data,
+                     f"choose one of {', '.join(CALIBRATION_DATA)}")
         self.require(self.calibration_batches >= 1, "calibration_batches", self.calibration_batches, "must be >= 1")
 
 
@@ -79,6 +87,9 @@ class CorDA(LoRA):
             super().peft_config(context), init_lora_weights="corda",
             corda_config=CordaConfig(corda_method=self.config.mode),
         )
+
+    def calibration_data(self) -> str:
+        return self.config.calibration_data
 
     def calibrate(self, model: nn.Module, batches: Iterator[dict[str, torch.Tensor]]) -> None:
         check_targets(model, self.config.target_modules)
