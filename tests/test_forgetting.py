@@ -132,6 +132,8 @@ def test_general_suite_without_its_data_is_skipped_unless_required(tmp_path, cap
     no_data = {"dir": str(tmp_path), "order": ["local"]}
     assert build_probes(cfg, no_data, tmp_path, CONF_DIR, None, None, 256).probes == []
     assert "general_suite skipped" in capsys.readouterr().out
+    build_probes(cfg, no_data, tmp_path, CONF_DIR, None, None, 256)
+    assert capsys.readouterr().out == ""  # once per process, not once per job of a sweep
     required = {**cfg, "general_suite": {**cfg["general_suite"], "required": True}}
     with pytest.raises(HarnessError, match="^no data for "):
         build_probes(required, no_data, tmp_path, CONF_DIR, None, None, 256)
