@@ -80,6 +80,7 @@ class Fitted:
     result: TrainResult
     peak: PeakMemory
     curve: Curve
+    calibration_time_s: float | None  # a calibrated method's look at data before training (not in train time)
 
 
 def plain(value: Any) -> Any:
@@ -178,12 +179,15 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
 
     def fit(fit_lr: float, method: methods.base.Method, model: torch.nn.Module) -> Fitted:
         """Calibrate, apply and train one method on `model`; the same data order every time."""
+        calibration_time_s = None
         if method.needs_calibration:  # a stream of its own: training order stays the same for every method
             if p.calibration_text is not None:
                 stream = text_batches(tok, p.calibration_text.text, max_len, batch_size, data_seed + 1)
             else:
                 stream = batch_stream(encoded, batch_size, tok.pad_token_id, data_seed + 1, collate_fn)
+            start = time.perf_counter()
             method.calibrate(model, stream)
+            calibration_time_s = time.perf_counter() - start
         torch.manual_seed(int(cfg.train.init_seed))  # the method's own init (adapter weights): seeded apart from data order
         model = method.apply(model, BuildContext(tok, loaded.tokenizer_path, loaded.kind, loaded.head))
         curve = Curve(lambda: val_loss(model, tok, p.task, p.validation, score_batch, max_len, device), every)
@@ -199,7 +203,7 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
             result = train(model, method, batches, cfg.train, fit_lr, budget, device, hint, on_step=on_step)
         if p.validation:
             curve.finish(result.steps)
-        return Fitted(method, model, result, peak, curve)
+        return Fitted(method, model, result, peak, curve, calibration_time_s)
 
     multipliers = list(cfg.train.get("lr_sweep") or [])
     if multipliers:  # every candidate starts from its own copy of the base model
@@ -216,6 +220,7 @@ def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device,
     trainable, total = parameter_counts(model)
     row.update(trainable_params=trainable, total_params=total, trainable_pct=100.0 * trainable / total)
     row.update(peak_mem_bytes=peak.peak_bytes, peak_mem_kind=peak.kind, train_time_s=result.time_s,
+               calibration_time_s=fitted.calibration_time_s,
                train_steps=result.steps, train_tokens=result.tokens, stop_reason=result.stop_reason,
                tokens_per_s=result.tokens / result.time_s if result.time_s > 0 else None,
                within_memory_cap=memory_cap_check(peak.peak_bytes, budget.max_memory_bytes))

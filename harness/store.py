@@ -50,7 +50,7 @@ RUNS_SCHEMA = pa.schema([
     ("stored_params", pa.int64()),
     ("adapter_bytes", pa.int64()), ("peak_mem_bytes", pa.int64()), ("peak_mem_kind", pa.string()),
     ("memory_cap_bytes", pa.int64()), ("within_memory_cap", pa.bool_()),
-    ("lr_grid", pa.string()), ("lr_search_time_s", pa.float64()),
+    ("lr_grid", pa.string()), ("lr_search_time_s", pa.float64()), ("calibration_time_s", pa.float64()),
     ("train_time_s", pa.float64()), ("train_steps", pa.int64()), ("train_tokens", pa.int64()),
     ("tokens_per_s", pa.float64()), ("stop_reason", pa.string()), ("eval_time_s", pa.float64()),
     ("device", pa.string()), ("config_json", pa.string()), ("data_json", pa.string()), ("model_json", pa.string()),

@@ -92,7 +92,7 @@ def test_cli_corda_kpm_on_general_text_records_the_text_and_without_it_writes_no
     proc = run_cli(args, tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = ResultStore(tmp_path).read()[0]
-    assert list(runs.status) == ["finished"]
+    assert list(runs.status) == ["finished"] and runs.calibration_time_s[0] > 0
     calibration = json.loads(runs.data_json[0])["calibration"]
     assert calibration["source"] == "local" and calibration["data"] == "general_text"
     assert json.loads(runs.config_json[0])["method"]["calibration_data"] == "general_text"
