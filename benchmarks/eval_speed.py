@@ -87,7 +87,8 @@ def main() -> None:
     ap.add_argument("--mmlu-per-subject", type=int, default=8, help="first n test items of each subject")
     ap.add_argument("--arc-items", type=int, default=40)
     ap.add_argument("--gen-items", type=int, default=16)
-    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="default: the gsm8k task's (256, lm-eval's)")
+    ap.add_argument("--only", choices=["mmlu", "arc", "gsm8k"], action="append", help="run these workloads only (repeatable)")
     ap.add_argument("--batch-size", type=int, default=16, help="contexts (native) / requests (lm-eval) per batch")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (1 gives steadier timings on a shared machine)")
     args = ap.parse_args()
@@ -101,11 +102,13 @@ def main() -> None:
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=args.batch_size, device="cpu")
     print(f"model {args.model}, torch threads {torch.get_num_threads()}, batch size {args.batch_size}", flush=True)
 
-    for name, (contexts, choices) in (
-        (f"MMLU 5-shot ({args.mmlu_subjects * args.mmlu_per_subject} items)",
-         mmlu_requests(args.data_dir, args.mmlu_subjects, args.mmlu_per_subject)),
-        (f"ARC-Easy ({args.arc_items} items)", arc_requests(args.data_dir, args.arc_items)),
-    ):
+    run = set(args.only or ["mmlu", "arc", "gsm8k"])
+    loglik_workloads = {
+        "mmlu": lambda: (f"MMLU 5-shot ({args.mmlu_subjects * args.mmlu_per_subject} items)",
+                         mmlu_requests(args.data_dir, args.mmlu_subjects, args.mmlu_per_subject)),
+        "arc": lambda: (f"ARC-Easy ({args.arc_items} items)", arc_requests(args.data_dir, args.arc_items)),
+    }
+    for name, (contexts, choices) in (loglik_workloads[w]() for w in ("mmlu", "arc") if w in run):
         choice_log_likelihoods(model, tok, contexts[:2], choices[:2], 2, CPU)  # warm-up (allocator, kernels)
         native, native_s = timed(lambda: choice_log_likelihoods(model, tok, contexts, choices, args.batch_size, CPU))
         theirs, lm_s = timed(lambda: lm_eval_loglik(lm, contexts, choices))
@@ -113,14 +116,17 @@ def main() -> None:
         diff = max(abs(s.logprob - t) for a, b in zip(native, theirs) for s, t in zip(a, b))
         report(name, len(contexts), native_s, lm_s, f"argmax {'identical' if same else 'DIFFERENT'}, max |dlogprob| {diff:.1e}", 2.0)
 
+    if "gsm8k" not in run:
+        return
     cfg = {**yaml.safe_load((CONF_DIR / "task" / "gsm8k.yaml").read_text()), "n_eval": args.gen_items}
+    max_new_tokens = args.max_new_tokens or cfg["max_new_tokens"]
     task = GSM8K(cfg)
     prompts = [task.prompt(x) for x in task.load({"dir": args.data_dir, "order": ["local"]}).eval]
     stop = list(cfg["stop"])
-    ours, native_s = timed(lambda: greedy_generate(model, tok, prompts, args.max_new_tokens, stop, args.batch_size, CPU))
-    theirs, lm_s = timed(lambda: lm_eval_generate(lm, prompts, stop, args.max_new_tokens))
+    ours, native_s = timed(lambda: greedy_generate(model, tok, prompts, max_new_tokens, stop, args.batch_size, CPU))
+    theirs, lm_s = timed(lambda: lm_eval_generate(lm, prompts, stop, max_new_tokens))
     same = sum(a == b for a, b in zip(ours, theirs))
-    report(f"GSM8K greedy ({len(prompts)} x {args.max_new_tokens} tok)", len(prompts), native_s, lm_s,
+    report(f"GSM8K greedy ({len(prompts)} items, <= {max_new_tokens} tok)", len(prompts), native_s, lm_s,
            f"{same}/{len(prompts)} outputs identical", 1.5)
 
 

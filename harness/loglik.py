@@ -9,15 +9,17 @@ trailing spaces of the context move to the continuation, `context + continuation
 and the continuation is what follows the context's own tokens. The tokenizer's default special
 tokens apply (lm-eval's HFLM default), and an empty context is replaced by the BOS (else EOS) token.
 
-Speed: each context is run through the model once, whatever its number of choices. Contexts are
-batched by length (left-padded, positions from the mask), except that contexts sharing a long token
-prefix (k-shot examples of one MMLU subject, a passage with several questions) are batched together
-and that prefix runs once, its keys/values reused by every row. The forward pass keeps only the last
-position's logits, which give every choice's first token (all of MMLU's " A".." D" and every
-one-token GLUE label are then done). Longer continuations run in a second pass over the cached
-keys/values, one row per (context, choice), so the context is never recomputed. Prompt-learning PEFT
-models (virtual tokens prepended inside their forward) cannot take an external cache and are scored
-on full sequences instead.
+Speed: each context is run through the model once, whatever its number of choices, in the same
+forward pass as its choices. A request (context + every choice but its last token) is laid out in
+one row, and short requests share a row (sequence packing); a tree-shaped attention mask lets each
+choice see its own context and its own earlier tokens only, and positions restart after the context
+for every choice, so each choice is scored exactly as if it were the only continuation. Logits are
+computed only where something is scored. lm-eval instead runs context + choice once per choice,
+padded to the batch's longest. Contexts that share a long token prefix (k-shot examples of one
+MMLU subject, a passage with several questions) are batched together and that prefix runs once,
+its keys/values reused by every row. Prompt-learning PEFT models (virtual tokens prepended inside
+their forward) and attention kernels that take no per-token mask (flash attention) are scored on
+full sequences instead.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from harness.generation import uses_prompt_learning
 
 
 MIN_SHARED_PREFIX = 16  # tokens; shorter common prefixes are not worth a separate forward pass
+ROW_TOKENS = 256  # packed row width (at least the longest request): attention cost stays small
 
 
 class ChoiceScore(NamedTuple):
@@ -87,12 +90,24 @@ def choice_log_likelihoods(
     if limit:
         requests = [(ctx[-max(limit - max(map(len, conts)) + 1, 1):], conts) for ctx, conts in requests]
 
-    score = _score_full_sequences if uses_prompt_learning(model) else _score_with_cache
+    score = _score_packed if _takes_custom_masks(model) else _score_full_sequences
     out: list[list[ChoiceScore]] = [[] for _ in requests]
-    for idx in tqdm(_batches([ctx for ctx, _ in requests], batch_size), desc=desc, leave=False):
+    # A request's row holds its context and every choice but each choice's last token.
+    lengths = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in requests]
+    for idx in tqdm(_batches([ctx for ctx, _ in requests], lengths, batch_size), desc=desc, leave=False):
         for i, scores in zip(idx, score(model, tok, [requests[i] for i in idx], device)):
             out[i] = scores
     return out
+
+
+def _attention(model: nn.Module) -> str | None:
+    return getattr(getattr(model, "config", None), "_attn_implementation", None)
+
+
+def _takes_custom_masks(model: nn.Module) -> bool:
+    """Packed scoring needs a per-token attention mask: SDPA and eager attention take one; flash
+    attention does not, and prompt-learning PEFT models prepend virtual tokens the mask would miss."""
+    return _attention(model) in ("sdpa", "eager") and not uses_prompt_learning(model)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -104,10 +119,10 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def _batches(contexts: list[list[int]], batch_size: int) -> list[list[int]]:
-    """Batches of context indices. Contexts that share a long prefix (few-shot examples, a passage)
+def _batches(contexts: list[list[int]], lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Batches of request indices. Contexts that share a long prefix (few-shot examples, a passage)
     are batched only with each other, so each batch runs that prefix once; the rest are batched by
-    length, so batches pad little."""
+    `lengths` (tokens each request puts in its row), so batches pad little."""
     by_tokens = sorted(range(len(contexts)), key=lambda i: contexts[i])
     groups: list[list[int]] = [[]]
     for i in by_tokens:  # in token order, a group is a run of neighbours sharing >= MIN_SHARED_PREFIX tokens
@@ -116,18 +131,18 @@ def _batches(contexts: list[list[int]], batch_size: int) -> list[list[int]]:
         else:
             groups.append([i])
     groups = [g for g in groups if g]
-    loose = sorted((i for g in groups if len(g) == 1 for i in g), key=lambda i: -len(contexts[i]))
-    runs = [sorted(g, key=lambda i: -len(contexts[i])) for g in groups if len(g) > 1] + [loose]
+    loose = sorted((i for g in groups if len(g) == 1 for i in g), key=lambda i: -lengths[i])
+    runs = [sorted(g, key=lambda i: -lengths[i]) for g in groups if len(g) > 1] + [loose]
     return [run[s : s + batch_size] for run in runs for s in range(0, len(run), batch_size)]
 
 
-def _pad(rows: list[list[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids and their attention mask."""
     width = max(map(len, rows))
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for r, row in enumerate(rows):
-        span = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[r, span], mask[r, span] = torch.tensor(row, dtype=torch.long), 1
+        ids[r, : len(row)], mask[r, : len(row)] = torch.tensor(row, dtype=torch.long), 1
     return ids, mask
 
 
@@ -139,55 +154,114 @@ def _choice_score(logprobs: torch.Tensor, targets: list[int]) -> ChoiceScore:
     return ChoiceScore(float(picked.sum()), greedy, len(targets))
 
 
-def _score_with_cache(model, tok, batch, device) -> list[list[ChoiceScore]]:
+class _Packed(NamedTuple):
+    """A batch laid out as rows of requests: each request is its context's own tokens (after the
+    shared prefix) followed by every choice's tokens but the last (a choice's last token is only
+    predicted), and a row holds as many requests as fit. Per token: its request (-1 for padding),
+    its segment (0 for the context, j + 1 for choice j) and its position, which restarts after the
+    context for every choice, as if each choice were the only continuation."""
+    ids: torch.Tensor
+    positions: torch.Tensor
+    request: torch.Tensor
+    segment: torch.Tensor
+    starts: list[tuple[int, int]]  # (row, offset) of each request of the batch
+
+
+def _pack(batch, shared: int, pad_id: int) -> _Packed:
+    lengths = [len(ctx) - shared + sum(len(c) - 1 for c in conts) for ctx, conts in batch]
+    width = max(max(lengths), ROW_TOKENS)
+    rows: list[list[int]] = []  # request indices per row, first fit in decreasing length
+    free: list[int] = []
+    for b in sorted(range(len(batch)), key=lambda b: -lengths[b]):
+        row = next((r for r, room in enumerate(free) if room >= lengths[b]), None)
+        if row is None:
+            row = len(rows)
+            rows.append([])
+            free.append(width)
+        rows[row].append(b)
+        free[row] -= lengths[b]
+    width = max(width - room for room in free)
+    shape = (len(rows), width)
+    packed = _Packed(torch.full(shape, pad_id), torch.zeros(shape, dtype=torch.long),
+                     torch.full(shape, -1), torch.zeros(shape, dtype=torch.long), [(0, 0)] * len(batch))
+    for r, members in enumerate(rows):
+        offset = 0
+        for b in members:
+            ctx, conts = batch[b]
+            tokens, segment, position = ctx[shared:], [0] * (len(ctx) - shared), list(range(shared, len(ctx)))
+            for j, cont in enumerate(conts):
+                tokens = tokens + cont[:-1]
+                segment += [j + 1] * (len(cont) - 1)
+                position += range(len(ctx), len(ctx) + len(cont) - 1)
+            span = slice(offset, offset + len(tokens))
+            packed.ids[r, span] = torch.tensor(tokens)
+            packed.positions[r, span] = torch.tensor(position)
+            packed.request[r, span] = b
+            packed.segment[r, span] = torch.tensor(segment)
+            packed.starts[b] = (r, offset)
+            offset += len(tokens)
+    return packed
+
+
+def _tree_mask(packed: _Packed, shared: int, additive: bool, device) -> torch.Tensor:
+    """[rows, 1, width, shared + width] attention mask of packed rows: a token sees the shared
+    prefix, the earlier tokens of its own request's context and of its own choice, nothing else.
+    Padding sees only itself (a fully masked query row would give NaN). Boolean (True = attend)
+    for SDPA; `additive` gives eager attention the float form it adds to its scores."""
+    req, seg = packed.request.to(device), packed.segment.to(device)
+    rows, width = req.shape
+    causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+    same_request = (req[:, :, None] == req[:, None, :]) & (req[:, None, :] >= 0)
+    own_branch = (seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None])
+    allowed = causal & same_request & own_branch
+    allowed |= torch.eye(width, dtype=torch.bool, device=device) & (req[:, :, None] < 0)
+    prefix = torch.ones(rows, width, shared, dtype=torch.bool, device=device)
+    allowed = torch.cat([prefix, allowed], dim=2)[:, None]
+    if not additive:
+        return allowed
+    return torch.zeros(allowed.shape, device=device).masked_fill_(~allowed, torch.finfo(torch.float32).min)
+
+
+def _score_packed(model, tok, batch, device) -> list[list[ChoiceScore]]:
     contexts = [ctx for ctx, _ in batch]
     # Tokens every context of the batch starts with (each keeps at least one of its own) run once.
     shared = min([len(c) - 1 for c in contexts] + [_common_prefix(contexts[0], c) for c in contexts[1:]])
+    if len(batch) == 1 or shared < MIN_SHARED_PREFIX:
+        shared = 0
+    packed = _pack(batch, shared, tok.pad_token_id)
     cache = None
-    if len(batch) > 1 and shared >= MIN_SHARED_PREFIX:
+    if shared:
         prefix = torch.tensor([contexts[0][:shared]], device=device)
         cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
-        cache.batch_repeat_interleave(len(batch))
-    else:
-        shared = 0
-    ids, own = _pad([c[shared:] for c in contexts], tok.pad_token_id, left=True)
-    ids, own = ids.to(device), own.to(device)
-    mask = torch.cat([own.new_ones(len(batch), shared), own], dim=1)  # left padding sits after the prefix
-    positions = shared + (own.cumsum(-1) - 1).clamp(min=0)  # real tokens count on from the prefix
-    first = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                  use_cache=True, logits_to_keep=1)
-    first_logprobs = F.log_softmax(first.logits[:, -1].float(), dim=-1)  # predicts every choice's first token
-
-    rows = [(b, cont) for b, (_, conts) in enumerate(batch) for cont in conts]
-    longer = [r for r, (_, cont) in enumerate(rows) if len(cont) > 1]  # one-token choices are done
-    rest_logits = None
-    if longer:
-        # One row per (context, choice) of 2+ tokens: the context's cached keys/values repeated,
-        # then the choice's tokens but the last (each position predicts the next token).
-        owner = torch.tensor([rows[r][0] for r in longer], device=device)
-        cache = first.past_key_values
-        cache.batch_select_indices(owner)
-        cont_ids, cont_mask = _pad([rows[r][1][:-1] for r in longer], tok.pad_token_id, left=False)
-        cont_ids, cont_mask = cont_ids.to(device), cont_mask.to(device)
-        steps = torch.arange(cont_ids.shape[1], device=device)
-        rest_logits = model(
-            input_ids=cont_ids, attention_mask=torch.cat([mask[owner], cont_mask], dim=1),
-            position_ids=positions[owner, -1:] + 1 + steps, past_key_values=cache, use_cache=True,
-        ).logits
-    row_of = {r: k for k, r in enumerate(longer)}
-
+        cache.batch_repeat_interleave(packed.ids.shape[0])
+    # Positions whose logits score something: each request's last context token (it predicts every
+    # choice's first token) and its choice tokens. Logits are computed only there, in every row.
+    wanted = (packed.segment > 0).any(0)
+    for b, (r, offset) in enumerate(packed.starts):
+        wanted[offset + len(contexts[b]) - shared - 1] = True
+    keep = wanted.nonzero().squeeze(1)
+    column = torch.full((packed.ids.shape[1],), -1, dtype=torch.long)
+    column[keep] = torch.arange(len(keep))
+    logits = model(
+        input_ids=packed.ids.to(device), position_ids=packed.positions.to(device),
+        attention_mask=_tree_mask(packed, shared, _attention(model) == "eager", device),
+        past_key_values=cache, use_cache=cache is not None, logits_to_keep=keep.to(device),
+    ).logits
     out: list[list[ChoiceScore]] = [[] for _ in batch]
-    for r, (b, cont) in enumerate(rows):
-        steps = first_logprobs[b : b + 1]
-        if r in row_of:  # log-softmax of the real positions only, never of the padding
-            steps = torch.cat([steps, F.log_softmax(rest_logits[row_of[r], : len(cont) - 1].float(), dim=-1)])
-        out[b].append(_choice_score(steps, cont))
+    for b, (ctx, conts) in enumerate(batch):
+        r, offset = packed.starts[b]
+        last_context = offset + len(ctx) - shared - 1
+        at = last_context + 1  # the first choice's tokens
+        for cont in conts:
+            predicting = column[[last_context, *range(at, at + len(cont) - 1)]]
+            out[b].append(_choice_score(F.log_softmax(logits[r, predicting].float(), dim=-1), cont))
+            at += len(cont) - 1
     return out
 
 
 def _score_full_sequences(model, tok, batch, device) -> list[list[ChoiceScore]]:
     rows = [(b, ctx, cont) for b, (ctx, conts) in enumerate(batch) for cont in conts]
-    ids, mask = _pad([ctx + cont for _, ctx, cont in rows], tok.pad_token_id, left=False)
+    ids, mask = _pad([ctx + cont for _, ctx, cont in rows], tok.pad_token_id)
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
     offset = logits.shape[1] - ids.shape[1]  # virtual tokens the PEFT model prepended
     out: list[list[ChoiceScore]] = [[] for _ in batch]

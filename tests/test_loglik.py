@@ -39,12 +39,14 @@ def tiny(tiny_model):
     return loaded.model.eval(), loaded.tokenizer
 
 
-@pytest.mark.parametrize("batch_size", [1, 3])
-def test_batched_cached_scores_equal_plain_forward(tiny, batch_size):
+@pytest.mark.parametrize("batch_size, row_tokens", [(1, 256), (3, 256), (4, 8)])
+def test_batched_packed_scores_equal_plain_forward(tiny, batch_size, row_tokens, monkeypatch):
+    """Requests share rows (256-token rows) or get one each (8: narrower than any request)."""
+    monkeypatch.setattr("harness.loglik.ROW_TOKENS", row_tokens)
     model, tok = tiny
     scores = choice_log_likelihoods(model, tok, CONTEXTS, CHOICES, batch_size, torch.device("cpu"))
     assert [len(s) for s in scores] == [len(c) for c in CHOICES]
-    assert any(s.n_tokens > 1 for row in scores for s in row)  # the second (cached) pass is exercised
+    assert any(s.n_tokens > 1 for row in scores for s in row)  # choices packed after their context
     for context, choices, row in zip(CONTEXTS, CHOICES, scores):
         for choice, got in zip(choices, row):
             want = reference(model, tok, context, choice)
@@ -64,10 +66,26 @@ def test_shared_prefix_runs_once_and_scores_the_same(tiny):
         scores = choice_log_likelihoods(model, tok, contexts, choices, 3, torch.device("cpu"))
     finally:
         hook.remove()
+    assert len(calls) == 2  # one batch: the prefix, then every row packed with its choices
     assert calls[0][0] == 1 and calls[0][1] >= 40  # the prefix, once, for the whole batch
-    assert calls[1][0] == 3 and calls[1][1] < 20  # then only each context's own tokens
+    assert calls[1][0] == 1 and calls[1][1] < calls[0][1]  # then the questions and choices, packed in one row
     for context, row_choices, row in zip(contexts, choices, scores):
         for choice, got in zip(row_choices, row):
+            assert got.logprob == pytest.approx(reference(model, tok, context, choice).logprob, abs=1e-4)
+
+
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_packed_choices_see_only_their_context_under_either_attention(tiny, attention):
+    """Choices share a row after their context; the mask must hide them from each other (boolean for
+    SDPA, additive for eager attention)."""
+    model, tok = tiny
+    model.set_attn_implementation(attention)
+    try:
+        scores = choice_log_likelihoods(model, tok, CONTEXTS, CHOICES, 4, torch.device("cpu"))
+    finally:
+        model.set_attn_implementation("sdpa")
+    for context, choices, row in zip(CONTEXTS, CHOICES, scores):
+        for choice, got in zip(choices, row):
             assert got.logprob == pytest.approx(reference(model, tok, context, choice).logprob, abs=1e-4)
 
 
