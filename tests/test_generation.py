@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import methods
-from harness.generation import _generate_hf, greedy_generate
+from harness.generation import _generate_hf, _NgramIndex, greedy_generate
 from methods.base import BuildContext
 
 PROMPTS = ["Question: what is 2 + 3?\nAnswer:", "Hello", "The capital of France is a city that",
@@ -48,3 +48,27 @@ def test_prompt_tuning_generates_through_peft(tiny_model):
         loaded.model, BuildContext(loaded.tokenizer, loaded.tokenizer_path))
     out = greedy_generate(model, loaded.tokenizer, PROMPTS[:2], 5, [], batch_size=2, device=torch.device("cpu"))
     assert len(out) == 2 and all(isinstance(o, str) for o in out)
+
+
+def test_ngram_index_drafts_what_followed_the_latest_match():
+    index = _NgramIndex([5, 6, 7, 8, 5, 6])
+    assert index.draft(3) == [7, 8, 5]  # the tail (5, 6) occurred at the start, followed by 7, 8, 5
+    index.extend([9, 5, 6])
+    assert index.draft(3) == [9, 5, 6]  # (9, 5, 6) is new; (5, 6) last occurred before 9
+    assert index.draft(1) == [9]
+    assert _NgramIndex([1, 2, 3]).draft(4) == []  # the tail never occurred before
+
+
+def test_drafts_confirmed_by_the_model_save_forward_passes(tiny_model):
+    """A random model repeats itself, so prompt lookup drafts its own output: fewer decoding
+    passes than tokens, and still the text of one-token-at-a-time greedy decoding."""
+    loaded = tiny_model()
+    widths = []
+    hook = loaded.model.register_forward_pre_hook(
+        lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    try:
+        ours = greedy_generate(loaded.model, loaded.tokenizer, PROMPTS, 24, [], batch_size=5, device=torch.device("cpu"))
+    finally:
+        hook.remove()
+    assert ours == _hf_reference(loaded.model, loaded.tokenizer, PROMPTS, 24, [])
+    assert max(widths[1:]) > 1 and len(widths) - 1 < 24  # drafts were fed; fewer passes than new tokens
