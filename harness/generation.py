@@ -124,11 +124,11 @@ def _generate_dropping_finished(model, tok, input_ids, attention_mask, max_new_t
     fed = 0  # mask columns of the last step's inputs (none for the prompt: all of it counts)
     while True:
         keep, confirmed, newest = [], [], []
-        for row, i in enumerate(active.tolist()):
+        for row, (i, greedy) in enumerate(zip(active.tolist(), predicted.tolist())):
             accepted = 0  # leading drafts the model agrees with
-            while accepted < len(drafts[row]) and drafts[row][accepted] == int(predicted[row, accepted]):
+            while accepted < len(drafts[row]) and drafts[row][accepted] == greedy[accepted]:
                 accepted += 1
-            new = predicted[row, : accepted + 1].tolist()
+            new = greedy[: accepted + 1]
             finished = False
             for token in new:
                 generated[i].append(token)
