@@ -7,7 +7,8 @@ Prints wall times, the speed-up (target >= 1.8x with 2 workers on 2 cores) and t
     python benchmarks/sweep_parallel.py --repeats 3     # alternates 1 / N workers, reports medians
 
 Thread settings are the harness's own: OMP_NUM_THREADS / MKL_NUM_THREADS are removed from the
-environment of the measured commands. Wall times depend on what else runs on the machine: the
+environment of the measured commands, so the lone worker uses every core through torch's threads;
+`--threads-per-job 1` gives every job of both arms one thread instead (the launcher's own scaling). Wall times depend on what else runs on the machine: the
 load average before and after each command is printed with it. The commands run from a snapshot
 of conf/, harness/ and methods/ taken at the start, so edits to the tree while the benchmark runs
 cannot change run ids between the first command and its rerun.
@@ -42,9 +43,11 @@ def snapshot(target: Path) -> Path:
     return target
 
 
-def timed_sweep(code: Path, results: Path, workers: int, extra: list[str]) -> float:
+def timed_sweep(code: Path, results: Path, workers: int, extra: list[str], threads: int | None) -> float:
     launcher = [] if workers == 1 else ["+launcher=local_parallel", f"hydra.launcher.n_jobs={workers}"]
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    if threads:  # the lone worker gets it from torch's environment, parallel workers from the harness's split
+        env["OMP_NUM_THREADS"] = str(threads)
     env.setdefault("HARNESS_DATA_DIR", str(REPO.parent / "shared" / "data"))
     env["HF_HUB_OFFLINE"] = "1"
     env["PYTHONPATH"] = str(code)  # the snapshot's harness, not the (editable) installed one
@@ -69,6 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads-per-job", type=int, default=None,
+                        help="torch threads of every job in both arms (default: the harness's own: one lone "
+                             "job uses all cores, N workers split them), to measure the launcher alone")
     parser.add_argument("extra", nargs="*", help="more overrides for every sweep, e.g. task.n_eval=2")
     args = parser.parse_args()
     print(f"8-run sweep {' '.join(SWEEP + args.extra)} on {os.cpu_count()} CPUs "
@@ -82,9 +88,9 @@ def main() -> None:
             for workers in order:
                 results = Path(tmp) / f"r{r}_w{workers}"
                 print(f"repeat {r + 1}: fresh results folder", flush=True)
-                first[workers].append(timed_sweep(code, results, workers, args.extra))
+                first[workers].append(timed_sweep(code, results, workers, args.extra, args.threads_per_job))
                 print(f"repeat {r + 1}: same command again", flush=True)
-                rerun[workers].append(timed_sweep(code, results, workers, args.extra))
+                rerun[workers].append(timed_sweep(code, results, workers, args.extra, args.threads_per_job))
     seq, par = statistics.median(first[1]), statistics.median(first[args.workers])
     print(f"\nsweep wall time (median of {args.repeats}): 1 worker {seq:.1f} s, {args.workers} workers {par:.1f} s "
           f"-> speed-up {seq / par:.2f}x (target >= 1.8x)")
