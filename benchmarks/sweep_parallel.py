@@ -8,8 +8,9 @@ Prints wall times, the speed-up (target >= 1.8x with 2 workers on 2 cores) and t
 
 Thread settings are the harness's own: OMP_NUM_THREADS / MKL_NUM_THREADS are removed from the
 environment of the measured commands, so the lone worker uses every core through torch's threads;
-`--threads-per-job 1` gives every job of both arms one thread instead (the launcher's own scaling). Wall times depend on what else runs on the machine: the
-load average before and after each command is printed with it. The commands run from a snapshot
+`--threads-per-job 1` gives every job of both arms one thread instead (the launcher's own scaling).
+Wall times depend on what else runs on the machine: the load average before and after each command
+is printed with it. The commands run from a snapshot
 of conf/, harness/ and methods/ taken at the start, so edits to the tree while the benchmark runs
 cannot change run ids between the first command and its rerun.
 """

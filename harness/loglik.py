@@ -92,12 +92,16 @@ def choice_log_likelihoods(
 
     score = _score_packed if _takes_custom_masks(model) else _score_full_sequences
     out: list[list[ChoiceScore]] = [[] for _ in requests]
-    # A request's row holds its context and every choice but each choice's last token.
-    lengths = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in requests]
+    lengths = [_row_tokens(ctx, conts) for ctx, conts in requests]
     for idx in tqdm(_batches([ctx for ctx, _ in requests], lengths, batch_size), desc=desc, leave=False):
         for i, scores in zip(idx, score(model, tok, [requests[i] for i in idx], device)):
             out[i] = scores
     return out
+
+
+def _row_tokens(context: list[int], choices: list[list[int]]) -> int:
+    """Tokens a request puts in a packed row: its context and every choice but its last token."""
+    return len(context) + sum(len(c) - 1 for c in choices)
 
 
 def _attention(model: nn.Module) -> str | None:
@@ -168,7 +172,7 @@ class _Packed(NamedTuple):
 
 
 def _pack(batch, shared: int, pad_id: int) -> _Packed:
-    lengths = [len(ctx) - shared + sum(len(c) - 1 for c in conts) for ctx, conts in batch]
+    lengths = [_row_tokens(ctx, conts) - shared for ctx, conts in batch]
     width = max(max(lengths), ROW_TOKENS)
     rows: list[list[int]] = []  # request indices per row, first fit in decreasing length
     free: list[int] = []
