@@ -111,6 +111,19 @@ def _rank(path: Path) -> int:
     return sys.maxsize
 
 
+def _read_part(path: Path, **read_table_kwargs) -> tuple[pa.Table, tuple[int, int, int]]:
+    """One part file and its identity. Parts are replaced only by rename, so an unchanged identity
+    after the read means the rows read are that file's; a changed one raises FileNotFoundError."""
+    identity = _identity(os.stat(path))
+    # By name, not through a Python file object: Arrow closes such an object on a worker thread
+    # after read_table returns, and a process that exits meanwhile aborts ("terminate called
+    # without an active exception", apache/arrow#33975): one CLI run in fifty did.
+    table = pq.read_table(str(path), **read_table_kwargs)
+    if _identity(os.stat(path)) != identity:
+        raise FileNotFoundError(f"{path} was replaced while it was read")
+    return table, identity
+
+
 def _identity(stat: os.stat_result) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
@@ -137,13 +150,14 @@ class _Folder:
         schema = self.schema if columns is None else pa.schema([self.schema.field(c) for c in columns])
         tables, ranks, bad, seen = [], [], [], {}
         for path in self.files():
-            with open(path, "rb") as f:  # FileNotFoundError propagates: list again
-                seen[path] = _identity(os.fstat(f.fileno()))
-                try:
-                    table = pq.read_table(f, schema=schema)
-                except Exception as exc:
-                    bad.append(f"{path} ({type(exc).__name__})")
-                    continue
+            try:
+                table, seen[path] = _read_part(path, schema=schema)
+            except FileNotFoundError:  # compaction removed or replaced it: list again
+                raise
+            except Exception as exc:
+                seen[path] = _identity(os.stat(path))
+                bad.append(f"{path} ({type(exc).__name__})")
+                continue
             tables.append(table)
             ranks.append(np.full(len(table), _rank(path), dtype=np.int64))
         if not tables:
@@ -169,8 +183,8 @@ class ResultStore:
     def is_finished(self, run_id: str) -> bool:
         part = self.runs_dir / f"{run_id}.parquet"
         try:
-            with open(part, "rb") as f:
-                return pq.read_table(f, columns=["status"]).column("status").to_pylist() == ["finished"]
+            table, _ = _read_part(part, columns=["status"])
+            return table.column("status").to_pylist() == ["finished"]
         except FileNotFoundError:  # no part of its own: maybe compacted
             pass
         except Exception:  # an unreadable part is not a finished run: the rerun rewrites it
