@@ -7,6 +7,7 @@ import itertools
 import os
 from typing import Sequence
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -94,7 +95,8 @@ def check_launcher_order(overrides: Sequence[str]) -> None:
         return
     launcher, sweep = overrides[names.index("launcher")], overrides[names.index("sweep")]
     sweep_file = CONF_DIR / "sweep" / f"{sweep.split('=', 1)[1]}.yaml"
-    if sweep_file.is_file() and "/hydra/launcher" in sweep_file.read_text():
+    defaults = (yaml.safe_load(sweep_file.read_text()) or {}).get("defaults", []) if sweep_file.is_file() else []
+    if any(isinstance(d, dict) and "override /hydra/launcher" in d for d in defaults):
         raise HarnessError(f"{launcher} comes before {sweep}, which picks its own launcher; "
                            f"put {launcher} after {sweep}")
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError
+from harness.models import CAUSAL
 
 
 @dataclass
@@ -44,7 +45,7 @@ class BuildContext:
 
     tokenizer: Any
     tokenizer_path: str
-    model_kind: str = "causal"
+    model_kind: str = CAUSAL
     head: tuple[str, ...] = ()
 
 
@@ -110,7 +111,7 @@ class Method:
     needs_calibration: ClassVar[bool] = False
     size_knob: ClassVar[SizeKnob | None] = None  # None: the trainable count is fixed by the model
     # Model kinds (harness/models.py) the method is known to tune correctly; the preflight refuses others.
-    model_kinds: ClassVar[tuple[str, ...]] = ("causal",)
+    model_kinds: ClassVar[tuple[str, ...]] = (CAUSAL,)
 
     def __init__(self, config: MethodConfig):
         self.config = config

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness.models import CAUSAL, ENCODER
 from methods.base import BuildContext, Method, MethodConfig
 from methods.lora import ALL_LINEAR
 from methods.native import freeze, layer_linears, save_tensors, trainable_tensors
@@ -50,7 +51,7 @@ class BitFit(Method):
     )
     backend = "native"
     mergeable = True
-    model_kinds = ("causal", "encoder")
+    model_kinds = (CAUSAL, ENCODER)
 
     def apply(self, model: nn.Module, context: BuildContext) -> nn.Module:
         freeze(model)

@@ -27,6 +27,7 @@ from peft.tuners.lora.config import CordaConfig
 from peft.tuners.lora.corda import preprocess_corda
 from torch import nn
 
+from harness.models import CAUSAL
 from methods.base import BuildContext
 from methods.lora import LoRA, LoRAConfig
 from methods.peft_backed import check_targets
@@ -79,7 +80,7 @@ class CorDA(LoRA):
         "Parameter-Efficient Fine-tuning (2024), arXiv:2406.05223"
     )
     needs_calibration = True
-    model_kinds = ("causal",)  # calibration builds its peft config without the run's context: a causal LM's
+    model_kinds = (CAUSAL,)  # calibration builds its peft config without the run's context: a causal LM's
 
     def peft_config(self, context: BuildContext | None = None) -> LoraConfig:
         # Also needed by `calibrate`, before any build context exists; without one LoRA's config is a causal LM's.

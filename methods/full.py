@@ -9,6 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
+from harness.models import CAUSAL, ENCODER
 from methods.base import BuildContext, Method, MethodConfig
 from methods.registry import register
 
@@ -26,7 +27,7 @@ class FullFineTuning(Method):
     paper = "Full fine-tuning (baseline)"
     backend = "native"
     mergeable = True  # trivially: there is nothing to merge
-    model_kinds = ("causal", "encoder")  # on an encoder the new head trains with everything else
+    model_kinds = (CAUSAL, ENCODER)  # on an encoder the new head trains with everything else
 
     def apply(self, model: nn.Module, context: BuildContext) -> nn.Module:
         for p in model.parameters():

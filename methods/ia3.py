@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from peft import IA3Config as PeftIA3Config
 
+from harness.models import CAUSAL, ENCODER
 from methods.base import BuildContext, MethodConfig
 from methods.peft_backed import PeftMethod, task_fields
 from methods.registry import register
@@ -45,7 +46,7 @@ class IA3(PeftMethod):
         "(2022), arXiv:2205.05638"
     )
     mergeable = True
-    model_kinds = ("causal", "encoder")
+    model_kinds = (CAUSAL, ENCODER)
 
     def peft_config(self, context: BuildContext) -> PeftIA3Config:
         return PeftIA3Config(

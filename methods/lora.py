@@ -15,6 +15,7 @@ from peft import LoraConfig, get_peft_model_state_dict
 from safetensors.torch import save_file
 from torch import nn
 
+from harness.models import CAUSAL, ENCODER
 from methods.base import BuildContext, MethodConfig, SizeKnob, directory_bytes
 from methods.peft_backed import PeftMethod, task_fields
 from methods.registry import register
@@ -52,7 +53,7 @@ class LoRA(PeftMethod):
     family = "lora"
     paper = "LoRA: Low-Rank Adaptation of Large Language Models (2021), arXiv:2106.09685"
     mergeable = True
-    model_kinds = ("causal", "encoder")
+    model_kinds = (CAUSAL, ENCODER)
 
     init_lora_weights: bool | str = True
     use_dora: bool = False

@@ -17,6 +17,7 @@ import torch
 from peft.optimizers import create_lorafa_optimizer
 from torch import nn
 
+from harness.models import CAUSAL
 from methods.base import BuildContext
 from methods.lora import LoRA, LoRAConfig
 from methods.registry import register
@@ -30,7 +31,7 @@ class LoRAFAConfig(LoRAConfig):
 @register
 class LoRAFA(LoRA):
     name = "lora_fa"
-    model_kinds = ("causal",)  # not set up for encoders: no conf/fit/<encoder>/ targets for it yet
+    model_kinds = (CAUSAL,)  # not set up for encoders: no conf/fit/<encoder>/ targets for it yet
     config_class = LoRAFAConfig
     paper = (
         "LoRA-FA: Memory-efficient Low-rank Adaptation for Large Language Models Fine-tuning (2023), "

@@ -22,6 +22,7 @@ from peft.tuners.lora.config import LoraGAConfig as PeftLoraGAConfig
 from peft.tuners.lora.loraga import preprocess_loraga
 from torch import nn
 
+from harness.models import CAUSAL
 from methods.base import BuildContext
 from methods.corda import take_batches
 from methods.lora import LoRA, LoRAConfig
@@ -63,7 +64,7 @@ class LoRAGA(LoRA):
     config_class = LoRAGAConfig
     paper = "LoRA-GA: Low-Rank Adaptation with Gradient Approximation (2024), arXiv:2407.05000"
     needs_calibration = True
-    model_kinds = ("causal",)  # calibration builds its peft config without the run's context: a causal LM's
+    model_kinds = (CAUSAL,)  # calibration builds its peft config without the run's context: a causal LM's
 
     def peft_config(self, context: BuildContext | None = None) -> LoraConfig:
         # Also needed by `calibrate`, before any build context exists; without one LoRA's config is a causal LM's.

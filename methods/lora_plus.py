@@ -15,6 +15,7 @@ import torch
 from peft.optimizers import create_loraplus_optimizer
 from torch import nn
 
+from harness.models import CAUSAL
 from methods.lora import LoRA, LoRAConfig
 from methods.registry import register
 
@@ -38,7 +39,7 @@ class LoRAPlusConfig(LoRAConfig):
 @register
 class LoRAPlus(LoRA):
     name = "lora_plus"
-    model_kinds = ("causal",)  # not set up for encoders: no conf/fit/<encoder>/ targets for it yet
+    model_kinds = (CAUSAL,)  # not set up for encoders: no conf/fit/<encoder>/ targets for it yet
     config_class = LoRAPlusConfig
     paper = "LoRA+: Efficient Low Rank Adaptation of Large Models (2024), arXiv:2402.12354"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.models import CAUSAL
 from methods.lora import LoRA, LoRAConfig
 from methods.registry import register
 
@@ -25,7 +26,7 @@ class OLoRAConfig(LoRAConfig):
 @register
 class OLoRA(LoRA):
     name = "olora"
-    model_kinds = ("causal",)  # not set up for encoders: no conf/fit/<encoder>/ targets for it yet
+    model_kinds = (CAUSAL,)  # not set up for encoders: no conf/fit/<encoder>/ targets for it yet
     rewrites_base = True
     config_class = OLoRAConfig
     paper = "OLoRA: Orthonormal Low-Rank Adaptation of Large Language Models (2024), arXiv:2406.01775"

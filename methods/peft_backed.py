@@ -9,6 +9,7 @@ from peft import PeftConfig, get_peft_model
 from torch import nn
 
 from harness.errors import HarnessError
+from harness.models import ENCODER
 from methods.base import BuildContext, Method, directory_bytes
 
 
@@ -16,7 +17,7 @@ def task_fields(context: BuildContext | None) -> dict[str, Any]:
     """peft's task type for the model kind. On an encoder, SEQ_CLS with the new head as
     `modules_to_save`: peft then trains the head whole and saves it with the adapter. Configs built
     before a context exists (calibration) are a causal LM's."""
-    if context is None or context.model_kind != "encoder":
+    if context is None or context.model_kind != ENCODER:
         return {"task_type": "CAUSAL_LM"}
     return {"task_type": "SEQ_CLS", "modules_to_save": list(context.head)}
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError
+from harness.models import CAUSAL
 from methods.base import BuildContext
 from methods.lora import LoRA, LoRAConfig
 from methods.registry import register
@@ -63,7 +64,7 @@ class QLoRA(LoRA):
     config_class = QLoRAConfig
     paper = "QLoRA: Efficient Finetuning of Quantized LLMs (2023), arXiv:2305.14314"
     mergeable = False
-    model_kinds = ("causal",)  # it quantises every linear layer but an LM head: an encoder's new head too
+    model_kinds = (CAUSAL,)  # it quantises every linear layer but an LM head: an encoder's new head too
 
     def apply(self, model: nn.Module, context: BuildContext) -> nn.Module:
         device = next(model.parameters()).device

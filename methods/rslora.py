@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from peft import LoraConfig
 
+from harness.models import CAUSAL
 from methods.base import BuildContext
 from methods.lora import LoRA, LoRAConfig
 from methods.registry import register
@@ -34,7 +35,7 @@ class RsLoRAConfig(LoRAConfig):
 @register
 class RsLoRA(LoRA):
     name = "rslora"
-    model_kinds = ("causal",)  # not set up for encoders: no conf/fit/<encoder>/ targets for it yet
+    model_kinds = (CAUSAL,)  # not set up for encoders: no conf/fit/<encoder>/ targets for it yet
     config_class = RsLoRAConfig
     paper = "A Rank Stabilization Scaling Factor for Fine-Tuning with LoRA (2023), arXiv:2312.03732"
 

@@ -90,7 +90,8 @@ class WrittenReport:
     tasks: list[TaskReport]
 
 
-def _write_table(numbers: pd.DataFrame, text: pd.DataFrame, out_dir: Path, stem: str, title: str) -> list[Path]:
+def write_table(numbers: pd.DataFrame, text: pd.DataFrame, out_dir: Path, stem: str, title: str) -> list[Path]:
+    """One table three ways: its numbers as CSV, its formatted text as markdown and as an HTML page."""
     paths = [out_dir / f"{stem}.{ext}" for ext in ("csv", "md", "html")]
     numbers.to_csv(paths[0], index=False)
     paths[1].write_text(markdown(text) + "\n", encoding="utf-8")
@@ -122,9 +123,9 @@ def write_report(results_dir: Path | str, out_dir: Path | str | None = None, met
     files, sections = [], []
     for task in results.tasks:
         report = task_report(results, task, metric, confidence)
-        files += _write_table(report.leaderboard, report.leaderboard_text(), out, f"{slug(task)}_leaderboard", f"{task}: leaderboard")
+        files += write_table(report.leaderboard, report.leaderboard_text(), out, f"{slug(task)}_leaderboard", f"{task}: leaderboard")
         if not report.comparisons.empty:
-            files += _write_table(report.comparisons, report.comparisons_text(), out, f"{slug(task)}_comparisons",
+            files += write_table(report.comparisons, report.comparisons_text(), out, f"{slug(task)}_comparisons",
                                   f"{task}: paired comparisons")
         figures = task_figures(report, colors)
         for stem, fig in figures.items():

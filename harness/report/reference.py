@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from harness.errors import HarnessError
-from harness.report.build import _write_table as write_table
+from harness.report.build import write_table
 from harness.report.claims import CLAIM_COLUMNS, check_claims, claims_summary, compare_claims, curve_values, format_claims, is_claims_file
 from harness.report.load import CONFIG_KEYS, Results, load_results
 from harness.report.load import _newest_versions as newest_versions
