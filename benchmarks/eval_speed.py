@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from harness.experiment import CONF_DIR
+from harness.paths import CONF_DIR
 from harness.generation import greedy_generate
 from harness.loglik import best_choice, choice_log_likelihoods
 from harness.models import load_model

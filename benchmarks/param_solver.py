@@ -13,7 +13,7 @@ import time
 import yaml
 
 from harness import param_budget
-from harness.experiment import CONF_DIR
+from harness.paths import CONF_DIR
 
 DEFAULT = ["lora", "dora", "vera", "series_adapter", "prompt_tuning", "hra", "paca", "fourierft", "lisa", "ia3"]
 

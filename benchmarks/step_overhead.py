@@ -20,7 +20,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 import methods
 from harness.budget import Budget
-from harness.experiment import CONF_DIR
+from harness.paths import CONF_DIR
 from harness.models import load_model
 from harness.train import train
 from methods.base import BuildContext

@@ -12,10 +12,12 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from harness.experiment import CONF_DIR, execute, prepare, write_job_marker
+from harness.console import SweepPosition, job_console
+from harness.experiment import execute, prepare, write_job_marker
+from harness.paths import CONF_DIR
 from harness.preflight import SWEEP_JOBS_ENV
 from harness.store import ResultStore
-from harness.summary import run_line
+from harness.summary import run_label
 
 FAILED_RUNS: list[str] = []
 
@@ -51,18 +53,22 @@ def _limit_threads() -> None:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def run(cfg: DictConfig) -> None:
-    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    """One job: its events on the console (harness/console.py), all it prints in its folder's job.log."""
+    hydra_cfg = HydraConfig.get()
+    job_dir = Path(hydra_cfg.runtime.output_dir)
     _limit_threads()
-    prepared = prepare(cfg)
-    store = ResultStore(cfg.results_dir)
-    if store.is_finished(prepared.run_id) and not cfg.force:
-        write_job_marker(job_dir, prepared.run_id, "finished")
-        print(f"[skip] {prepared.method.name} {cfg.model.name} {prepared.data.name} seed={cfg.seed}: "
-              f"run {prepared.run_id} already finished (force=true reruns it)", flush=True)
-        return
-    write_job_marker(job_dir, prepared.run_id, "running")
-    row, metrics = execute(prepared, job_dir)
-    write_job_marker(job_dir, prepared.run_id, row["status"])
-    print(run_line(row, metrics), flush=True)
+    with job_console(job_dir, SweepPosition.of_job(hydra_cfg)) as console:
+        prepared = prepare(cfg)
+        label = run_label(prepared.method.name, cfg.model.name, prepared.data.name, prepared.budget.name, cfg.seed)
+        store = ResultStore(cfg.results_dir)
+        if store.is_finished(prepared.run_id) and not cfg.force:
+            write_job_marker(job_dir, prepared.run_id, "finished")
+            console.skip(label, f"run {prepared.run_id} already finished (force=true reruns it)")
+            return
+        console.start(label)
+        write_job_marker(job_dir, prepared.run_id, "running")
+        row, metrics = execute(prepared, job_dir)
+        write_job_marker(job_dir, prepared.run_id, row["status"])
+        console.end(row, metrics)
     if row["status"] != "finished" and prepared.run_id not in FAILED_RUNS:
         FAILED_RUNS.append(prepared.run_id)

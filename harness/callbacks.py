@@ -1,28 +1,23 @@
-"""Hydra callback that prints the comparison table when a sweep ends, and the failures with how to
-rerun them. It runs in the launching process; with parallel or cluster launchers the jobs ran
-elsewhere, so it learns their outcome from the `run.json` marker each job wrote in its folder."""
+"""Hydra callback in the launching process: a sweep's first console line (its size, launcher and
+folder) and its start time for the jobs' progress counts (harness/console.py); when it ends, the
+comparison table and the failures with how to rerun them. With parallel or cluster launchers the
+jobs ran elsewhere, so it learns their outcome from the `run.json` marker each job wrote in its folder."""
 
 from __future__ import annotations
 
-import json
+import os
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from harness.console import LOG_NAME, SWEEP_STARTED_ENV, sweep_statuses
+from harness.preflight import SWEEP_JOBS_ENV
 from harness.store import ResultStore
 from harness.summary import comparison_table, format_table
-
-
-def sweep_statuses(sweep_dir: Path) -> dict[str, str]:
-    """run_id -> status of every job of a sweep, from the `run.json` marker in each job folder."""
-    found = {}
-    for marker in sorted(sweep_dir.glob("*/run.json")):
-        info = json.loads(marker.read_text())
-        found[info["run_id"]] = info["status"]
-    return found
 
 
 def sweep_command(config: DictConfig) -> str:
@@ -31,7 +26,20 @@ def sweep_command(config: DictConfig) -> str:
     return shlex.join(["python", "-m", "harness", *overrides])
 
 
+def launcher_text(launcher: DictConfig) -> str:
+    """`joblib launcher, n_jobs=2`, `basic launcher`: how the jobs will run."""
+    name = str(launcher.get("_target_", "")).rsplit(".", 1)[-1].removesuffix("Launcher").lower() or "unknown"
+    return f"{name} launcher" + (f", n_jobs={launcher.n_jobs}" if launcher.get("n_jobs") else "")
+
+
 class SweepSummary(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Set before the launcher starts any job: parallel workers inherit it with the environment.
+        os.environ[SWEEP_STARTED_ENV] = str(time.time())
+        jobs = os.environ.get(SWEEP_JOBS_ENV, "?")
+        print(f"[sweep {config.sweep_name}] {jobs} jobs ({launcher_text(config.hydra.launcher)}) in "
+              f"{config.hydra.sweep.dir}; each job's full output goes to <job folder>/{LOG_NAME}", flush=True)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from harness import app
 

@@ -3,10 +3,13 @@
 Each task supplies one loader per source kind (`hub`, `local`, `package`); a loader returns its
 items or raises `SourceUnavailable` with a reason. The order comes from `data.order` in the
 config, so moving between the hub, a local data dir and packaged fallbacks never needs code edits.
+Files in a local data dir are read through `read_local`: a missing file is a miss (the next source
+is tried), a damaged one (binary garbage, a cut-off download) a one-line error naming the file.
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TypeVar
 
@@ -68,3 +71,20 @@ def local_path(data_dir: str | None, relative: str) -> Path:
     if not path.is_file():
         raise SourceUnavailable(f"{path} does not exist (set data.dir or HARNESS_DATA_DIR to a folder in ../shared/data's layout)")
     return path
+
+
+# What parsing a damaged file raises: UnicodeDecodeError and json.JSONDecodeError are ValueErrors;
+# rows of the wrong shape end in IndexError/KeyError (LookupError) or TypeError.
+PARSE_ERRORS = (ValueError, csv.Error, LookupError, TypeError)
+
+
+def read_local(data_dir: str | None, relative: str, parse: Callable[[Path], T]) -> T:
+    """`parse(<data.dir>/<relative>)`. A missing file is SourceUnavailable (`local_path`); a file that
+    cannot be decoded or parsed is a HarnessError naming it and how to replace it."""
+    path = local_path(data_dir, relative)
+    try:
+        return parse(path)
+    except PARSE_ERRORS as exc:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise HarnessError(f"{path} is damaged and cannot be read ({reason}); replace it with a good copy, e.g. "
+                           f"`python -m harness.data fetch --to {data_dir}`") from exc

@@ -27,11 +27,13 @@ from harness.errors import RunFailed
 from harness.faults import fault_point
 from harness.flops import flops_metrics
 from harness.forgetting import Probes, build_probes
+from harness.hardware import gpu_hours, hardware
 from harness.hashing import canonical_json
 from harness.identity import experiment_of, run_id
 from harness.latency import latency_metric, ms_per_token
 from harness.metrics import Metric
 from harness.models import ENCODER, LoadedModel, check_available, load_model, model_kind
+from harness.paths import CONF_DIR
 from harness.provenance import git_state, versions
 from harness.step_time import check_time_budget
 from harness.store import ResultStore
@@ -40,9 +42,6 @@ from harness.tracking import Tracker
 from harness.train import TrainResult, batch_stream, train
 from harness.validation import Curve, carve, curve_metrics, val_loss
 from methods.base import BuildContext
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-
 
 
 @dataclass
@@ -127,12 +126,14 @@ def execute(p: Prepared, job_dir: Path) -> tuple[dict[str, Any], list[dict]]:
     device = pick_device(cfg.device)
     lr = float(cfg.train.lr if cfg.train.lr is not None else p.method.config.lr)
     sha, dirty = git_state()
+    machine = hardware(device)
     row: dict[str, Any] = {
         "run_id": p.run_id, "status": "running", "error": None,
         "sweep": cfg.sweep_name, "sweep_dir": str(job_dir.parent), "job_dir": str(job_dir),
         "method": p.method.name, "model": cfg.model.name, "task": p.data.name, "budget": p.budget.name,
         "seed": int(cfg.seed), "data_seed": int(cfg.train.data_seed), "init_seed": int(cfg.train.init_seed),
-        "lr": lr, "device": str(device), "memory_cap_bytes": p.budget.max_memory_bytes,
+        "lr": lr, "device": str(device), "hardware_json": canonical_json(machine),
+        "memory_cap_bytes": p.budget.max_memory_bytes,
         **({"target_params": p.params.target, "param_knob": p.params.knob, "param_knob_value": p.params.value}
            if p.params else {}),
         "config_json": canonical_json(OmegaConf.to_container(cfg, resolve=True)),
@@ -151,6 +152,7 @@ def execute(p: Prepared, job_dir: Path) -> tuple[dict[str, Any], list[dict]]:
         row["status"], row["error"] = "failed", failure_message(exc, job_dir)
         metric_rows, samples = [], []  # a failed run leaves no metrics behind, only its runs row
     row["ended_at"] = dt.datetime.now(dt.timezone.utc)
+    row["gpu_hours"] = gpu_hours((row["ended_at"] - row["started_at"]).total_seconds(), machine)
     store.write(row, metric_rows, samples if cfg.eval.log_samples else ())
     tracker.finish(row, metric_rows)
     return row, metric_rows

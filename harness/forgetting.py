@@ -35,7 +35,7 @@ from transformers import PreTrainedTokenizerBase
 
 from harness import tasks
 from harness.cache import compute_once
-from harness.data_sources import DataMissing, first_available, hub_loader, local_path
+from harness.data_sources import DataMissing, first_available, hub_loader, read_local
 from harness.errors import HarnessError
 from harness.hashing import hash_object
 from harness.metrics import Metric, mean_and_stderr
@@ -278,7 +278,7 @@ def general_text(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any],
     hub = cfg["hub"]
     loaders = {
         "hub": lambda: "".join(r["text"] for r in hub_loader(hub["path"], hub["name"], hub["split"])()),
-        "local": lambda: local_path(data_cfg.get("dir"), cfg["local_file"]).read_text(encoding="utf-8"),
+        "local": lambda: read_local(data_cfg.get("dir"), cfg["local_file"], lambda path: path.read_text(encoding="utf-8")),
     }
     return first_available(purpose, loaders, list(data_cfg["order"]))
 

@@ -118,7 +118,7 @@ def _generate_dropping_finished(model, tok, input_ids, attention_mask, max_new_t
     mask = attention_mask
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
     out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    cache, last_pos = out.past_key_values, positions[:, -1:]  # position of each row's last fed token
+    cache, last_pos = out.cache, positions[:, -1:]  # position of each row's last fed token
     predicted = out.logits.argmax(-1)  # [rows, fed]: the greedy token after each fed token
     drafts: list[list[int]] = [[] for _ in generated]
     fed = 0  # mask columns of the last step's inputs (none for the prompt: all of it counts)
@@ -161,6 +161,6 @@ def _generate_dropping_finished(model, tok, input_ids, attention_mask, max_new_t
         mask = torch.cat([mask, fresh.to(mask.device)], dim=1)
         steps = torch.arange(1, fed + 1, device=mask.device)
         out = model(input_ids=ids.to(mask.device), attention_mask=mask, position_ids=last_pos + steps,
-                    past_key_values=cache, use_cache=True)
-        cache, predicted = out.past_key_values, out.logits.argmax(-1)
+                    cache=cache, use_cache=True)
+        cache, predicted = out.cache, out.logits.argmax(-1)
     return generated

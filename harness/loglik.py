@@ -236,7 +236,7 @@ def _score_packed(model, tok, batch, device) -> list[list[ChoiceScore]]:
     cache = None
     if shared:
         prefix = torch.tensor([contexts[0][:shared]], device=device)
-        cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+        cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).cache
         cache.batch_repeat_interleave(packed.ids.shape[0])
     # Positions whose logits score something: each request's last context token (it predicts every
     # choice's first token) and its choice tokens. Logits are computed only there, in every row.
@@ -249,7 +249,7 @@ def _score_packed(model, tok, batch, device) -> list[list[ChoiceScore]]:
     logits = model(
         input_ids=packed.ids.to(device), position_ids=packed.positions.to(device),
         attention_mask=_tree_mask(packed, shared, _attention(model) == "eager", device),
-        past_key_values=cache, use_cache=cache is not None, logits_to_keep=keep.to(device),
+        cache=cache, use_cache=cache is not None, logits_to_keep=keep.to(device),
     ).logits
     out: list[list[ChoiceScore]] = [[] for _ in batch]
     for b, (ctx, conts) in enumerate(batch):

@@ -1,9 +1,11 @@
-"""Where the harness keeps things outside git: converted models and other caches."""
+"""Where things live: the config folder, and what the harness keeps outside git (converted models, caches)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the Hydra config groups (conf/ at the repo root)
 
 
 def cache_dir() -> Path:

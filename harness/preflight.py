@@ -14,8 +14,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
+from harness.config_checks import check_options
 from harness.errors import HarnessError
-from harness.experiment import CONF_DIR, prepare
+from harness.experiment import prepare
+from harness.paths import CONF_DIR
 from harness.tracking import check_config as check_wandb
 
 SWEEP_JOBS_ENV = "HARNESS_SWEEP_JOBS"
@@ -109,6 +111,7 @@ def check(overrides: Sequence[str]) -> int:
     for job in jobs:
         cfg = _compose([o for o in job if not o.startswith("hydra.")])
         OmegaConf.resolve(cfg)
+        check_options(OmegaConf.to_container(cfg))  # types and ranges first: nothing below sees a bad value
         prepare(cfg)
         check_wandb(cfg.wandb)
     # Launchers that run jobs side by side start them with this environment: each job sizes its

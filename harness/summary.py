@@ -6,14 +6,22 @@ from typing import Iterable
 
 import pandas as pd
 
+from harness.report.load import variants
 from harness.store import ResultStore
 
-HEADLINE = ("exact_match_flexible", "exact_match_strict", "answer_ce", "accuracy_avg", "forgetting_ce_delta",
+HEADLINE = ("exact_match_flexible", "exact_match_strict", "answer_ce", "accuracy_avg", "acc", "forgetting_ce_delta",
             "forgetting_acc_delta", "forgetting_kl")
 
 
+def run_label(method: str, model: str, task: str, budget: str, seed: int) -> str:
+    """Which run this is, in the words of its config: `lora smollm2-135m gsm8k steps50 seed=0`."""
+    return f"{method} {model} {task} {budget} seed={seed}"
+
+
 def run_line(row: dict, metrics: Iterable[dict]) -> str:
-    head = f"[{row['status']}] {row['method']} {row['model']} {row['task']} {row['budget']} seed={row['seed']} ({row['run_id']})"
+    """A stored run in one line (two when it finished: its headline metrics and costs, then learning vs
+    forgetting); harness/console.py puts the event in front of it."""
+    head = f"{run_label(row['method'], row['model'], row['task'], row['budget'], row['seed'])} ({row['run_id']})"
     if row["status"] != "finished":
         return f"{head}: {row.get('error')}"
     values = {m["metric"]: m["value"] for m in metrics if m["step"] is None}
@@ -33,15 +41,17 @@ def learning_vs_forgetting(task: str, metrics: Iterable[dict]) -> str:
 
 
 def comparison_table(store: ResultStore, run_ids: Iterable[str]) -> pd.DataFrame:
-    """Mean and std over seeds of the headline metrics and costs, one row per configuration."""
+    """Mean and std over seeds of the headline metrics and costs, one row per configuration: runs that
+    differ in more than the seed (settings, data) are separate variants, as in the report."""
     runs, metrics, _ = store.read(strict=False)
     runs = runs[runs["run_id"].isin(set(run_ids)) & (runs["status"] == "finished")]
     if runs.empty:
         return pd.DataFrame()
     final = metrics[metrics["step"].isna() & metrics["metric"].isin(HEADLINE)]
     wide = final.pivot_table(index="run_id", columns="metric", values="value").reset_index()
-    merged = runs.merge(wide, on="run_id")
-    keys = ["method", "model", "task", "budget"]
+    merged = runs.merge(wide, on="run_id").reset_index(drop=True)
+    merged["variant"] = variants(merged)[0]
+    keys = ["method", "model", "task", "budget", "variant"]
     values = [m for m in HEADLINE if m in merged] + ["train_time_s", "tokens_per_s"]
     grouped = merged.groupby(keys)
     table = grouped[values].agg(["mean", "std"])
@@ -54,7 +64,8 @@ def comparison_table(store: ResultStore, run_ids: Iterable[str]) -> pd.DataFrame
 def format_table(table: pd.DataFrame) -> str:
     if table.empty:
         return "(no finished runs)"
-    out = table[["method", "model", "task", "budget", "seeds", "trainable_params"]].copy()
+    shown = ["method", "model", "task", "budget", *(["variant"] if (table["variant"] != "").any() else []), "seeds"]
+    out = table[[*shown, "trainable_params"]].copy()
     for col in [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]:
         mean, std = table[f"{col}_mean"], table[f"{col}_std"].fillna(0.0)
         out[col] = [f"{m:.4g} ± {s:.2g}" for m, s in zip(mean, std)]

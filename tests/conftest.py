@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("HARNESS_TEST_DATA_DIR", REPO.parent / "shared" / "data"))
+TEST_DATA = REPO / "tests" / "data"  # vendored cuts of the real files (scripts/make_test_data.py, tests/data/MANIFEST.md)
 
 # Under pytest-xdist (`-n N`) each worker, and every CLI it starts, takes 1/N of the cores in torch
 # threads, as the harness's own side-by-side launchers do: N workers at torch's default would
@@ -19,10 +19,21 @@ if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not (SHARED_DATA / "gsm8k" / "train.jsonl").is_file():
-        pytest.fail(f"test data missing: {SHARED_DATA} (set HARNESS_TEST_DATA_DIR to a folder in ../shared/data's layout)")
-    return SHARED_DATA
+def test_data() -> Path:
+    """The vendored data dir: small cuts of the real files in the full data dir's layout, all the fast target reads."""
+    return TEST_DATA
+
+
+@pytest.fixture(scope="session")
+def full_data() -> Path:
+    """The full data dir named by HARNESS_DATA_DIR, for slow tests that need whole files; a one-line failure without it."""
+    value = os.environ.get("HARNESS_DATA_DIR", "")
+    path = Path(value).resolve() if value else None
+    if path is None or path == TEST_DATA or not (path / "MANIFEST.md").is_file() or not (path / "gsm8k" / "train.jsonl").is_file():
+        problem = f"HARNESS_DATA_DIR={value} is not a full data dir" if value else "HARNESS_DATA_DIR is not set"
+        pytest.fail(f"{problem}: this slow test needs the full data; run e.g. HARNESS_DATA_DIR=../shared/data python -m pytest -m slow",
+                    pytrace=False)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +41,7 @@ def tiny_model():
     """tiny-random-llama as the harness loads it (a fresh copy per call of the returned factory)."""
     import yaml
 
-    from harness.experiment import CONF_DIR
+    from harness.paths import CONF_DIR
     from harness.models import load_model
 
     cfg = yaml.safe_load((CONF_DIR / "model" / "tiny-random-llama.yaml").read_text())

@@ -19,15 +19,15 @@ TEXT_CFG = {"hub": {"path": "wikitext", "name": "wikitext-2-raw-v1", "split": "t
             "local_file": "wikitext2/test.txt", "max_chars": 20000}
 
 
-def _local(shared_data) -> dict:
-    return {"dir": str(shared_data), "order": ["local"]}
+def _local(test_data) -> dict:
+    return {"dir": str(test_data), "order": ["local"]}
 
 
-def test_general_text_comes_from_the_data_dir_with_its_identity(shared_data):
-    text = load_general_text(TEXT_CFG, _local(shared_data))
+def test_general_text_comes_from_the_data_dir_with_its_identity(test_data):
+    text = load_general_text(TEXT_CFG, _local(test_data))
     assert len(text.text) == 20000 and text.identity["source"] == "local"
-    assert text.identity["content_hash"] == load_general_text(TEXT_CFG, _local(shared_data)).identity["content_hash"]
-    shorter = load_general_text({**TEXT_CFG, "max_chars": 10000}, _local(shared_data))
+    assert text.identity["content_hash"] == load_general_text(TEXT_CFG, _local(test_data)).identity["content_hash"]
+    shorter = load_general_text({**TEXT_CFG, "max_chars": 10000}, _local(test_data))
     assert shorter.identity["content_hash"] != text.identity["content_hash"]
 
 
@@ -36,9 +36,9 @@ def test_missing_general_text_names_the_sources_tried(tmp_path):
         load_general_text(TEXT_CFG, {"dir": str(tmp_path), "order": ["local"]})
 
 
-def test_text_batches_are_seeded_windows_of_the_text(tiny_model, shared_data):
+def test_text_batches_are_seeded_windows_of_the_text(tiny_model, test_data):
     tok = tiny_model().tokenizer
-    text = load_general_text(TEXT_CFG, _local(shared_data)).text
+    text = load_general_text(TEXT_CFG, _local(test_data)).text
     first = [next(text_batches(tok, text, 32, 4, seed=1)) for _ in range(2)]
     other = next(text_batches(tok, text, 32, 4, seed=2))
     assert first[0]["input_ids"].shape == (4, 32) and bool(first[0]["attention_mask"].all())
@@ -50,8 +50,8 @@ def test_text_batches_are_seeded_windows_of_the_text(tiny_model, shared_data):
     assert all(tuple(row.tolist()) in windows for row in first[0]["input_ids"])
 
 
-def test_corda_calibrated_on_general_text_starts_at_the_base_with_other_adapters(tiny_model, shared_data):
-    text = load_general_text(TEXT_CFG, _local(shared_data)).text
+def test_corda_calibrated_on_general_text_starts_at_the_base_with_other_adapters(tiny_model, test_data):
+    text = load_general_text(TEXT_CFG, _local(test_data)).text
     ids = torch.randint(0, 500, (2, 10), generator=torch.Generator().manual_seed(0))
 
     def build(stream_of):
@@ -78,18 +78,18 @@ def test_unknown_calibration_data_is_refused():
         methods.build({"name": "corda", "calibration_data": "wiki"})
 
 
-def test_cli_corda_kpm_on_general_text_records_the_text_and_without_it_writes_nothing(tmp_path, shared_data):
+def test_cli_corda_kpm_on_general_text_records_the_text_and_without_it_writes_nothing(tmp_path, test_data):
     args = ["model=tiny-random-llama", "method=corda", "method.mode=kpm", "method.calibration_data=general_text",
             "method.calibration_batches=2", "budget=smoke", "task.n_eval=2", "forgetting.probes=[]",
             "forgetting.target_gain=false", "eval.latency_tokens=0"]
     no_text = tmp_path / "data"  # the task's data, but no WikiText-2
     no_text.mkdir()
-    (no_text / "gsm8k").symlink_to(shared_data / "gsm8k")
+    (no_text / "gsm8k").symlink_to(test_data / "gsm8k")
     missing = run_cli([*args, "data.order=[local]"], tmp_path / "missing", {"HARNESS_DATA_DIR": str(no_text)})
     assert missing.returncode == 2, missing.stderr[-2000:]
     assert "calibration on general text" in missing.stderr and not (tmp_path / "missing" / "runs").exists()
 
-    proc = run_cli(args, tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+    proc = run_cli(args, tmp_path, {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = ResultStore(tmp_path).read()[0]
     assert list(runs.status) == ["finished"] and runs.calibration_time_s[0] > 0

@@ -14,9 +14,9 @@ SMOKE = ["+sweep=smoke"]
 
 
 @pytest.fixture(scope="module")
-def smoke_sweep(tmp_path_factory, shared_data):
+def smoke_sweep(tmp_path_factory, test_data):
     results = tmp_path_factory.mktemp("results")
-    proc = run_cli(SMOKE, results, {"HARNESS_DATA_DIR": str(shared_data)})
+    proc = run_cli(SMOKE, results, {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return results, proc
 
@@ -60,20 +60,20 @@ def test_per_item_samples_match_the_metric_means(smoke_sweep):
     assert samples.loc[samples["metric"] == "exact_match_flexible", "prediction"].notna().all()
 
 
-def test_rerun_skips_finished_runs(smoke_sweep, shared_data):
+def test_rerun_skips_finished_runs(smoke_sweep, test_data):
     results, _ = smoke_sweep
     before = sorted(p.name for p in (results / "runs").iterdir())
-    proc = run_cli(SMOKE, results, {"HARNESS_DATA_DIR": str(shared_data)})
+    proc = run_cli(SMOKE, results, {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count("[skip]") == 2
+    assert proc.stdout.count(" skip] ") == 2  # [sweep 1/2 skip] ...
     assert sorted(p.name for p in (results / "runs").iterdir()) == before
     runs, _, _ = ResultStore(results).read()
     assert len(runs) == 2
 
 
-def test_output_location_does_not_change_run_id(smoke_sweep, shared_data, tmp_path):
+def test_output_location_does_not_change_run_id(smoke_sweep, test_data, tmp_path):
     results, _ = smoke_sweep
-    proc = run_cli(["+sweep=smoke", "method=lora"], tmp_path / "elsewhere", {"HARNESS_DATA_DIR": str(shared_data)})
+    proc = run_cli(["+sweep=smoke", "method=lora"], tmp_path / "elsewhere", {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     here, _, _ = ResultStore(results).read()
     there, _, _ = ResultStore(tmp_path / "elsewhere").read()
@@ -104,9 +104,9 @@ def test_missing_data_is_one_line_error(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_nan_loss_is_a_failed_run_without_metrics(tmp_path, shared_data):
+def test_nan_loss_is_a_failed_run_without_metrics(tmp_path, test_data):
     proc = run_cli(["model=tiny-random-llama", "budget=smoke", "budget.max_steps=6", "task.n_eval=2", "train.lr=1e30", "train.warmup_ratio=0",
-                    "train.grad_clip=0", "method=full"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+                    "train.grad_clip=0", "method=full"], tmp_path, {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 1, proc.stderr[-2000:]
     runs, metrics, _ = ResultStore(tmp_path).read()
     assert runs["status"].tolist() == ["failed"]
@@ -114,14 +114,14 @@ def test_nan_loss_is_a_failed_run_without_metrics(tmp_path, shared_data):
     assert metrics.empty and not (tmp_path / "metrics").exists()
 
 
-def test_two_sweeps_in_the_same_second_get_their_own_folders(tmp_path, shared_data):
+def test_two_sweeps_in_the_same_second_get_their_own_folders(tmp_path, test_data):
     import os
     import subprocess
     import sys
 
     from tests.conftest import REPO
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARNESS_DATA_DIR": str(shared_data)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARNESS_DATA_DIR": str(test_data)}
     cmd = [sys.executable, "-m", "harness", f"results_dir={tmp_path}", "+sweep=smoke", "method=lora", "task.n_eval=1"]
     procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     for p in procs:
@@ -132,10 +132,10 @@ def test_two_sweeps_in_the_same_second_get_their_own_folders(tmp_path, shared_da
     assert len(runs) == 1  # both computed the same run id: one row, never two
 
 
-def test_wandb_offline_run_is_written_without_login(tmp_path, shared_data):
+def test_wandb_offline_run_is_written_without_login(tmp_path, test_data):
     proc = run_cli(["model=tiny-random-llama", "budget=smoke", "task.n_eval=2", "task.max_new_tokens=4",
                     "wandb.enabled=true", "forgetting.probe=kl_drift"], tmp_path,
-                   {"HARNESS_DATA_DIR": str(shared_data), "WANDB_API_KEY": ""})
+                   {"HARNESS_DATA_DIR": str(test_data), "WANDB_API_KEY": ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
     offline = list((tmp_path / "single").glob("*/wandb/offline-run-*"))
     assert len(offline) == 1

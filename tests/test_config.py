@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 import methods
 from harness import preflight
-from harness.experiment import CONF_DIR
+from harness.paths import CONF_DIR
 
 GROUPS = ("model", "method", "task", "budget")
 

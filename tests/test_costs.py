@@ -121,10 +121,10 @@ def test_memory_cap_is_a_hard_check_on_cuda(monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_run_reports_every_cost(tmp_path, shared_data):
+def test_a_run_reports_every_cost(tmp_path, test_data):
     proc = run_cli(["model=tiny-random-llama", "method=vera", "budget=steps50_mem8gib", "budget.max_steps=2",
                     "task.n_eval=2", "task.max_new_tokens=4", "eval.latency_tokens=3", "forgetting.probes=[]"],
-                   tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+                   tmp_path, {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs, metrics, _ = ResultStore(tmp_path).read()
     run = runs.iloc[0]

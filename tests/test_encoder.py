@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 import methods
 from harness import classifier, preflight, tasks
 from harness.errors import HarnessError
-from harness.experiment import CONF_DIR, prepare
+from harness.experiment import prepare
+from harness.paths import CONF_DIR
 from harness.models import load_model
 from harness.store import ResultStore
 from harness.tasks.base import EvalContext
@@ -50,10 +51,10 @@ def loaded(num_labels: int, seed: int = 0):
     return load_model({**OmegaConf.to_container(composed().model), "num_labels": num_labels}, CONF_DIR, head_seed=seed)
 
 
-def fixed_batch(shared_data, key: str, n: int):
+def fixed_batch(test_data, key: str, n: int):
     """A GLUE task's encoder protocol, its local data, and its first n training items."""
     task = head_task(key)
-    data = task.load({"dir": str(shared_data), "order": ["local"]})
+    data = task.load({"dir": str(test_data), "order": ["local"]})
     return task, data, data.train[:n]
 
 
@@ -89,8 +90,8 @@ def test_loader_builds_a_seeded_classification_head_on_the_package_weights():
     assert two.identity["head"] == {"num_labels": 2, "modules": ["classifier"], "init_seed": 0}
 
 
-def test_sentence_pairs_are_two_segments(shared_data):
-    task, data, items = fixed_batch(shared_data, "mrpc", 2)
+def test_sentence_pairs_are_two_segments(test_data):
+    task, data, items = fixed_batch(test_data, "mrpc", 2)
     tok = loaded(2).tokenizer
     example = task.examples(tok, items, 256)[0]
     sep = tok.sep_token_id
@@ -103,9 +104,9 @@ def test_sentence_pairs_are_two_segments(shared_data):
 
 
 @pytest.mark.parametrize("name", CORE)
-def test_every_supported_method_trains_the_head_and_only_its_own_parameters(shared_data, name):
+def test_every_supported_method_trains_the_head_and_only_its_own_parameters(test_data, name):
     cfg = composed(f"method={name}", "task=glue_sst2")
-    task, _, items = fixed_batch(shared_data, "sst2", 4)
+    task, _, items = fixed_batch(test_data, "sst2", 4)
     base = loaded(task.num_labels)
     method = methods.build(OmegaConf.to_container(cfg.method))
     torch.manual_seed(0)
@@ -126,8 +127,8 @@ def test_every_supported_method_trains_the_head_and_only_its_own_parameters(shar
     assert after < 0.7 * before, (before, after)
 
 
-def test_stsb_is_a_regression_with_correlation_metrics(shared_data):
-    task, data, items = fixed_batch(shared_data, "stsb", 8)
+def test_stsb_is_a_regression_with_correlation_metrics(test_data):
+    task, data, items = fixed_batch(test_data, "stsb", 8)
     assert task.num_labels == 1
     base = loaded(1)
     method = methods.build(OmegaConf.to_container(composed("method=lora").method))
@@ -148,8 +149,8 @@ def test_stsb_is_a_regression_with_correlation_metrics(shared_data):
     assert [s["metric"] for s in ctx.samples] == ["predicted_score"] * 24
 
 
-def test_an_encoder_run_is_marked_and_skips_what_needs_a_language_model(shared_data):
-    cfg = composed("task=glue_sst2", "budget=smoke", f"data.dir={shared_data}", "data.order=[local]")
+def test_an_encoder_run_is_marked_and_skips_what_needs_a_language_model(test_data):
+    cfg = composed("task=glue_sst2", "budget=smoke", f"data.dir={test_data}", "data.order=[local]")
     prepared = prepare(cfg)
     assert prepared.data.name == "glue_sst2_head" and prepared.data.identity["protocol"] == "classification_head"
     assert cfg.model.num_labels == 2 and list(cfg.forgetting.probes) == [] and cfg.forgetting.target_gain is False
@@ -163,16 +164,16 @@ def test_an_encoder_run_is_marked_and_skips_what_needs_a_language_model(shared_d
     (["task=glue_sst2", "train.eval_every=5"], "set train.eval_every=0 and train.lr_sweep=[]"),
     (["task=glue_sst2", "task.evaluator=lm_eval"], "set task.evaluator=native"),
 ])
-def test_impossible_encoder_runs_fail_in_the_preflight(shared_data, overrides, expected):
+def test_impossible_encoder_runs_fail_in_the_preflight(test_data, overrides, expected):
     with pytest.raises(HarnessError) as err:
-        preflight.check([f"model={MODEL}", *overrides, f"data.dir={shared_data}"])
+        preflight.check([f"model={MODEL}", *overrides, f"data.dir={test_data}"])
     assert expected in str(err.value) and "\n" not in str(err.value)
     if "does not support encoder models" in expected:
         assert "use one of bitfit, dora, full, gmt, ia3, lora, pissa" in str(err.value)
 
 
-def test_cli_encoder_run_writes_finished_rows_and_a_task_error_writes_none(tmp_path, shared_data):
-    env = {"HARNESS_DATA_DIR": str(shared_data)}
+def test_cli_encoder_run_writes_finished_rows_and_a_task_error_writes_none(tmp_path, test_data):
+    env = {"HARNESS_DATA_DIR": str(test_data)}
     bad = run_cli([f"model={MODEL}", "task=gsm8k", "budget=smoke"], tmp_path / "bad", env)
     assert bad.returncode == 2
     assert [line for line in bad.stderr.splitlines() if line.startswith("error:")] == [
@@ -196,11 +197,11 @@ def test_cli_encoder_run_writes_finished_rows_and_a_task_error_writes_none(tmp_p
 
 
 @pytest.mark.slow
-def test_lora_learns_sst2_well_above_chance(tmp_path, shared_data):
+def test_lora_learns_sst2_well_above_chance(tmp_path, full_data):
     """150 LoRA steps (batch 4, the encoder fit's lr 5e-4) on SST-2 train; measured 0.75 and 0.745
     (two seeds) on the first 200 dev items, where chance is about 0.5."""
     proc = run_cli([f"model={MODEL}", "task=glue_sst2", "method=lora", "budget=smoke", "budget.max_steps=150",
-                    "task.n_eval=200"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+                    "task.n_eval=200"], tmp_path, {"HARNESS_DATA_DIR": str(full_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, metrics, _ = ResultStore(tmp_path).read()
     acc = metrics[(metrics["metric"] == "acc") & metrics["step"].isna()].iloc[0]
@@ -208,10 +209,10 @@ def test_lora_learns_sst2_well_above_chance(tmp_path, shared_data):
 
 
 @pytest.mark.slow
-def test_every_supported_method_runs_single_sentence_pair_and_regression_tasks(tmp_path, shared_data):
+def test_every_supported_method_runs_single_sentence_pair_and_regression_tasks(tmp_path, test_data):
     proc = run_cli(["hydra.mode=MULTIRUN", f"model={MODEL}", "task=glue_sst2,glue_mrpc,glue_stsb",
                     f"method={','.join(SUPPORTED)}", "budget=smoke", "task.n_eval=16"],
-                   tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+                   tmp_path, {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs, metrics, _ = ResultStore(tmp_path).read()
     assert len(runs) == 3 * len(SUPPORTED) and set(runs["status"]) == {"finished"}

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from harness.errors import HarnessError
-from harness.experiment import CONF_DIR
+from harness.paths import CONF_DIR
 from harness.forgetting import GeneralSuiteProbe, TargetGain, build_probes, probe_names
 from harness.store import ResultStore
 from harness.tasks import build
@@ -27,20 +27,20 @@ def _suite_cfg(n_eval: int) -> dict:
     return {"tasks": specs}
 
 
-def _data_cfg(shared_data) -> dict:
-    return {"dir": str(shared_data), "order": ["local"]}
+def _data_cfg(test_data) -> dict:
+    return {"dir": str(test_data), "order": ["local"]}
 
 
-def test_default_general_suite_is_built_from_registered_tasks_eval_items(shared_data, tmp_path):
-    probe = GeneralSuiteProbe(_suite_cfg(6), _data_cfg(shared_data), tmp_path, CONF_DIR, 256)
+def test_default_general_suite_is_built_from_registered_tasks_eval_items(test_data, tmp_path):
+    probe = GeneralSuiteProbe(_suite_cfg(6), _data_cfg(test_data), tmp_path, CONF_DIR, 256)
     assert [task.name for task, _, _ in probe.members] == [s["task"] for s in ROOT_CFG["general_suite"]["tasks"]]
     for task, data, _ in probe.members:  # n_eval items of every subject / dataset
         assert len(data.eval) == 6 * len(task.cfg.get("datasets") or task.cfg["subjects"])
 
 
-def test_general_suite_delta_is_zero_when_the_model_is_unchanged(shared_data, tmp_path, tiny_model):
+def test_general_suite_delta_is_zero_when_the_model_is_unchanged(test_data, tmp_path, tiny_model):
     loaded = tiny_model()
-    probe = GeneralSuiteProbe(_suite_cfg(6), _data_cfg(shared_data), tmp_path, CONF_DIR, 256)
+    probe = GeneralSuiteProbe(_suite_cfg(6), _data_cfg(test_data), tmp_path, CONF_DIR, 256)
     probe.baseline(loaded.model, loaded.tokenizer, {"model": "tiny"}, CPU)
     rows = {(m.task, m.metric): m for m in probe.measure(loaded.model, loaded.tokenizer, CPU)}
     members = [k for k in rows if k[0].startswith("forgetting/general_suite/")]
@@ -53,31 +53,31 @@ def test_general_suite_delta_is_zero_when_the_model_is_unchanged(shared_data, tm
     assert all(VERSIONED.match(m.version) for m in rows.values()), [m.version for m in rows.values()]
 
 
-def test_base_scores_are_computed_once_per_model_and_eval_config(shared_data, tmp_path, tiny_model, monkeypatch):
+def test_base_scores_are_computed_once_per_model_and_eval_config(test_data, tmp_path, tiny_model, monkeypatch):
     loaded = tiny_model()
-    first = GeneralSuiteProbe(_suite_cfg(4), _data_cfg(shared_data), tmp_path, CONF_DIR, 256)
+    first = GeneralSuiteProbe(_suite_cfg(4), _data_cfg(test_data), tmp_path, CONF_DIR, 256)
     first.baseline(loaded.model, loaded.tokenizer, {"model": "tiny"}, CPU)
     files = sorted(tmp_path.glob("*.json"))
     assert len(files) == len(first.members)  # one cached base evaluation per spec
 
-    second = GeneralSuiteProbe(_suite_cfg(4), _data_cfg(shared_data), tmp_path, CONF_DIR, 256)
+    second = GeneralSuiteProbe(_suite_cfg(4), _data_cfg(test_data), tmp_path, CONF_DIR, 256)
     for task, _, _ in second.members:  # a second run must read the cache, never evaluate the base again
         monkeypatch.setattr(task, "evaluate", lambda *a: pytest.fail("base scores recomputed"))
     second.baseline(loaded.model, loaded.tokenizer, {"model": "tiny"}, CPU)
     assert second.before == first.before and sorted(tmp_path.glob("*.json")) == files
     monkeypatch.undo()
 
-    other_items = GeneralSuiteProbe(_suite_cfg(5), _data_cfg(shared_data), tmp_path, CONF_DIR, 256)
+    other_items = GeneralSuiteProbe(_suite_cfg(5), _data_cfg(test_data), tmp_path, CONF_DIR, 256)
     other_items.baseline(loaded.model, loaded.tokenizer, {"model": "tiny"}, CPU)
-    other_model = GeneralSuiteProbe(_suite_cfg(4), _data_cfg(shared_data), tmp_path, CONF_DIR, 256)
+    other_model = GeneralSuiteProbe(_suite_cfg(4), _data_cfg(test_data), tmp_path, CONF_DIR, 256)
     other_model.baseline(loaded.model, loaded.tokenizer, {"model": "another"}, CPU)
     assert len(list(tmp_path.glob("*.json"))) == 3 * len(first.members)
 
 
-def test_target_gain_pairs_items_and_is_zero_without_training(shared_data, tmp_path, tiny_model):
+def test_target_gain_pairs_items_and_is_zero_without_training(test_data, tmp_path, tiny_model):
     cfg = {**yaml.safe_load((CONF_DIR / "task" / "gsm8k.yaml").read_text()), "n_eval": 3, "max_new_tokens": 4}
     task = build(cfg)
-    data = task.load(_data_cfg(shared_data))
+    data = task.load(_data_cfg(test_data))
     loaded = tiny_model()
     gain = TargetGain(tmp_path, task, data, 256)
     gain.baseline(loaded.model, loaded.tokenizer, {"model": "tiny"}, CPU)
@@ -98,19 +98,19 @@ def test_probe_list_and_the_older_single_probe_key():
         probe_names({"probes": ["nope"], "probe": None})
 
 
-def test_general_suite_naming_an_unknown_task_is_a_one_line_error(shared_data, tmp_path):
+def test_general_suite_naming_an_unknown_task_is_a_one_line_error(test_data, tmp_path):
     cfg = {**ROOT_CFG, "probes": ["general_suite"], "general_suite": {"tasks": [{"task": "nope", "metric": "acc"}]}}
     with pytest.raises(HarnessError) as err:
-        build_probes(cfg, _data_cfg(shared_data), tmp_path, CONF_DIR, None, None, 256)
+        build_probes(cfg, _data_cfg(test_data), tmp_path, CONF_DIR, None, None, 256)
     assert "forgetting.general_suite names task 'nope'" in str(err.value) and "\n" not in str(err.value)
 
 
 @pytest.mark.slow
-def test_sweep_reports_learning_and_forgetting_and_computes_base_scores_once(tmp_path, shared_data):
+def test_sweep_reports_learning_and_forgetting_and_computes_base_scores_once(tmp_path, test_data):
     proc = run_cli(["+sweep=smoke", "method=lora", "seed=0,1", "task.n_eval=2", "task.max_new_tokens=4",
                     "forgetting.probes=[general_text,general_suite,kl_drift]",
                     "forgetting.general_suite.tasks.0.with.n_eval=2", "forgetting.general_suite.tasks.1.with.n_eval=8"],
-                   tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+                   tmp_path, {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     # one cached base value each: general text, the two general-suite specs, the task (kl_drift is not cached)
     assert len(list((tmp_path / "cache" / "forgetting").glob("*.json"))) == 4

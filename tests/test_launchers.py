@@ -27,11 +27,11 @@ SWEEP = ["+sweep=smoke", "task.n_eval=2", "forgetting.probes=[general_text]", "f
          "eval.latency_tokens=0"]
 
 
-def _run_ids(overrides: list[str], shared_data) -> set[str]:
+def _run_ids(overrides: list[str], test_data) -> set[str]:
     """The run ids the sweep's jobs get, computed without running anything."""
     ids = set()
     for job in expand_jobs(overrides):
-        cfg = _compose([o for o in job if not o.startswith("hydra.")] + [f"data.dir={shared_data}"])
+        cfg = _compose([o for o in job if not o.startswith("hydra.")] + [f"data.dir={test_data}"])
         ids.add(prepare(cfg).run_id)
     return ids
 
@@ -49,28 +49,28 @@ def _check_sweep(proc, results, expected_ids: set[str]) -> None:
 
 
 @pytest.mark.slow
-def test_joblib_workers_run_the_sweep(tmp_path, shared_data):
+def test_joblib_workers_run_the_sweep(tmp_path, test_data):
     launcher = ["+launcher=local_parallel", "hydra.launcher.n_jobs=2"]
-    proc = run_cli([*SWEEP, *launcher], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
-    _check_sweep(proc, tmp_path, _run_ids(SWEEP, shared_data))  # the launcher does not change run ids
-    assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
-    again = run_cli([*SWEEP, *launcher], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
-    assert again.returncode == 0 and again.stdout.count("[skip]") == 2  # resume works across workers
+    proc = run_cli([*SWEEP, *launcher], tmp_path, {"HARNESS_DATA_DIR": str(test_data)})
+    _check_sweep(proc, tmp_path, _run_ids(SWEEP, test_data))  # the launcher does not change run ids
+    assert "(joblib launcher, n_jobs=2)" in proc.stdout
+    again = run_cli([*SWEEP, *launcher], tmp_path, {"HARNESS_DATA_DIR": str(test_data)})
+    assert again.returncode == 0 and again.stdout.count(" skip] ") == 2  # resume works across workers
 
 
 @pytest.mark.slow
-def test_submitit_local_executor_runs_the_sweep(tmp_path, shared_data):
-    proc = run_cli([*SWEEP, "+launcher=submitit_local"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
-    _check_sweep(proc, tmp_path, _run_ids(SWEEP, shared_data))
+def test_submitit_local_executor_runs_the_sweep(tmp_path, test_data):
+    proc = run_cli([*SWEEP, "+launcher=submitit_local"], tmp_path, {"HARNESS_DATA_DIR": str(test_data)})
+    _check_sweep(proc, tmp_path, _run_ids(SWEEP, test_data))
     assert list(tmp_path.glob("sweeps/smoke/*/.submitit/*"))
 
 
 @pytest.mark.slow
-def test_ray_local_instance_runs_the_sweep(tmp_path, shared_data):
+def test_ray_local_instance_runs_the_sweep(tmp_path, test_data):
     pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install 'peft-harness[ray]'")
     sweep = [*SWEEP, "method=lora"]  # one job: starting Ray dominates anyway
-    proc = run_cli([*sweep, "+launcher=ray"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
-    _check_sweep(proc, tmp_path, _run_ids(sweep, shared_data))
+    proc = run_cli([*sweep, "+launcher=ray"], tmp_path, {"HARNESS_DATA_DIR": str(test_data)})
+    _check_sweep(proc, tmp_path, _run_ids(sweep, test_data))
 
 
 def test_slurm_launcher_is_configured_by_one_override():

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 import methods
 from harness import preflight, tasks
 from harness.errors import HarnessError
-from harness.experiment import CONF_DIR
+from harness.paths import CONF_DIR
 from harness.report.reference import available, base_task, load_reference
 from tests.conftest import run_cli
 
@@ -81,8 +81,8 @@ def _task(**overrides):
     return tasks.build(OmegaConf.to_container(cfg.task, resolve=True))
 
 
-def test_metamathqa_trains_on_query_response_and_evaluates_gsm8k_test(tmp_path, shared_data):
-    (tmp_path / "gsm8k").symlink_to(shared_data / "gsm8k")
+def test_metamathqa_trains_on_query_response_and_evaluates_gsm8k_test(tmp_path, test_data):
+    (tmp_path / "gsm8k").symlink_to(test_data / "gsm8k")
     (tmp_path / "metamathqa").mkdir()
     rows = [{"query": f"q{i}", "response": f"r{i} The answer is: {i}", "type": "GSM_AnsAug"} for i in range(7)]
     (tmp_path / "metamathqa" / "MetaMathQA-395K.json").write_text(json.dumps(rows))
@@ -90,16 +90,17 @@ def test_metamathqa_trains_on_query_response_and_evaluates_gsm8k_test(tmp_path, 
     gsm8k = tasks.build(OmegaConf.to_container(preflight._compose(["task=gsm8k", "task.n_eval=3"]).task, resolve=True))
     assert data.name == "metamathqa_gsm8k" and data.identity["train_pool"] == "metamathqa"
     assert data.train == [{"question": r["query"], "answer": r["response"]} for r in rows[:5]]
-    assert data.eval == gsm8k.load({"dir": str(shared_data), "order": ["local"]}).eval
+    assert data.eval == gsm8k.load({"dir": str(test_data), "order": ["local"]}).eval
 
 
-def test_without_metamathqa_the_error_names_the_file_and_the_substitute(shared_data):
+def test_without_metamathqa_the_error_names_the_file_and_the_substitute(test_data):
     with pytest.raises(HarnessError) as err:
-        _task().load({"dir": str(shared_data), "order": ["local"]})
+        _task().load({"dir": str(test_data), "order": ["local"]})
     assert "metamathqa/MetaMathQA-395K.json does not exist" in str(err.value)
     assert "task.train_pool=gsm8k_train" in str(err.value) and "\n" not in str(err.value)
-    data = _task(train_pool="gsm8k_train").load({"dir": str(shared_data), "order": ["local"]})
-    assert data.name == "metamathqa_gsm8k~gsm8k_train" and len(data.train) == 7473  # GSM8K's train split
+    data = _task(train_pool="gsm8k_train").load({"dir": str(test_data), "order": ["local"]})
+    gsm8k_train = (test_data / "gsm8k" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    assert data.name == "metamathqa_gsm8k~gsm8k_train" and len(data.train) == len(gsm8k_train)  # GSM8K's train split
 
 
 # One real CLI run per protocol. Offline, HellaSwag's test set is missing: the commonsense protocol
@@ -109,10 +110,10 @@ EXTRA = {"llm_adapters_commonsense": ["task.datasets=[boolq,arc_e]"]}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PROTOCOLS)
-def test_protocol_runs_end_to_end_with_the_smoke_override(name, tmp_path, shared_data):
+def test_protocol_runs_end_to_end_with_the_smoke_override(name, tmp_path, test_data):
     parallel = ["+launcher=local_parallel"] if len(_jobs(f"+leaderboard={name}", SMOKE)) >= 4 else []  # worth two workers' start-up
     proc = run_cli([f"+leaderboard={name}", SMOKE, *EXTRA.get(name, []), *parallel], tmp_path,
-                   {"HARNESS_DATA_DIR": str(shared_data)}, timeout=1500)
+                   {"HARNESS_DATA_DIR": str(test_data)}, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = pd.read_parquet(tmp_path / "runs")
     arms = {cfg.method.name for cfg in _jobs(f"+leaderboard={name}")}

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from harness import preflight, tasks
 from harness.evaluators import lm_eval_backend
 from harness.evaluators.lm_eval_backend import LmEvalTask
-from harness.experiment import CONF_DIR
+from harness.paths import CONF_DIR
 from harness.generation import greedy_generate
 from harness.loglik import best_choice
 from harness.models import load_model
@@ -72,39 +72,39 @@ def assert_parity(task, data, model, tok, tol: float) -> dict:
     return native_rows
 
 
-def test_mmlu_five_shot_parity_on_tiny_random_llama(tiny, shared_data):
+def test_mmlu_five_shot_parity_on_tiny_random_llama(tiny, test_data):
     task = task_from_cli("task=mmlu", "task.subjects=[abstract_algebra,high_school_us_history,virology]",
                          "task.n_eval=3", "task.num_fewshot=5", "task.batch_size=4")
-    data = task.load({"dir": str(shared_data), "order": ["local"]})
+    data = task.load({"dir": str(test_data), "order": ["local"]})
     assert_parity(task, data, *tiny, tol=1e-4)
 
 
 @pytest.mark.slow
-def test_mmlu_zero_shot_parity_on_smollm2(smollm, shared_data):
+def test_mmlu_zero_shot_parity_on_smollm2(smollm, test_data):
     task = task_from_cli("task=mmlu", "task.subjects=[anatomy,marketing]", "task.n_eval=4")
-    data = task.load({"dir": str(shared_data), "order": ["local"]})
+    data = task.load({"dir": str(test_data), "order": ["local"]})
     rows = assert_parity(task, data, *smollm, tol=1e-3)
     assert rows["acc"] > 0.25  # a real model beats chance on these items
 
 
 @pytest.mark.parametrize("key", ["sst2", "mrpc", "rte", "cola", "qnli", "stsb"])
-def test_glue_parity_on_tiny_random_llama(tiny, shared_data, key):
+def test_glue_parity_on_tiny_random_llama(tiny, test_data, key):
     task = task_from_cli(f"task=glue_{key}", "task.n_eval=12", "task.batch_size=5")
-    data = task.load({"dir": str(shared_data), "order": ["local"]})
+    data = task.load({"dir": str(test_data), "order": ["local"]})
     assert_parity(task, data, *tiny, tol=1e-4)
 
 
 @pytest.mark.slow
-def test_glue_parity_on_smollm2(smollm, shared_data):
+def test_glue_parity_on_smollm2(smollm, test_data):
     for key in ("sst2", "rte"):
         task = task_from_cli(f"task=glue_{key}", "task.n_eval=6")
-        data = task.load({"dir": str(shared_data), "order": ["local"]})
+        data = task.load({"dir": str(test_data), "order": ["local"]})
         assert_parity(task, data, *smollm, tol=1e-3)
 
 
-def test_lm_eval_evaluator_writes_the_native_rows_and_its_provenance(tiny, shared_data):
+def test_lm_eval_evaluator_writes_the_native_rows_and_its_provenance(tiny, test_data):
     task = task_from_cli("task=glue_mrpc", "task.n_eval=10")
-    data = task.load({"dir": str(shared_data), "order": ["local"]})
+    data = task.load({"dir": str(test_data), "order": ["local"]})
     native_ctx, lm_ctx = EvalContext(*tiny, CPU, 512), EvalContext(*tiny, CPU, 512)
     native = task.evaluate(native_ctx, data)
     task.cfg["evaluator"] = "lm_eval"
@@ -115,11 +115,11 @@ def test_lm_eval_evaluator_writes_the_native_rows_and_its_provenance(tiny, share
     assert lm_ctx.identity["evaluator"] == "lm_eval" and len(lm_ctx.identity["task_hashes"]["harness_glue_mrpc"]) == 64
 
 
-def gsm8k_parity(model, tok, shared_data, n_items: int, max_new_tokens: int) -> tuple[int, int]:
+def gsm8k_parity(model, tok, test_data, n_items: int, max_new_tokens: int) -> tuple[int, int]:
     """(items whose strict or flexible answer differs between the evaluators, items compared)."""
     cfg = {**yaml.safe_load((CONF_DIR / "task" / "gsm8k.yaml").read_text()), "n_eval": n_items}
     task = GSM8K(cfg)
-    data = task.load({"dir": str(shared_data), "order": ["local"]})
+    data = task.load({"dir": str(test_data), "order": ["local"]})
     native = greedy_generate(model, tok, [task.prompt(x) for x in data.eval], max_new_tokens, cfg["stop"],
                              cfg["eval_batch_size"], CPU)
     lm, identity = lm_eval_backend.greedy_generations(
@@ -132,12 +132,12 @@ def gsm8k_parity(model, tok, shared_data, n_items: int, max_new_tokens: int) -> 
     return differ, len(refs)
 
 
-def test_gsm8k_generation_parity_on_smollm2(smollm, shared_data):
-    differ, n = gsm8k_parity(*smollm, shared_data, n_items=4, max_new_tokens=16)
+def test_gsm8k_generation_parity_on_smollm2(smollm, test_data):
+    differ, n = gsm8k_parity(*smollm, test_data, n_items=4, max_new_tokens=16)
     assert differ == 0, f"{differ} of {n} items score differently"
 
 
 @pytest.mark.slow
-def test_gsm8k_generation_parity_on_100_items(smollm, shared_data):
-    differ, n = gsm8k_parity(*smollm, shared_data, n_items=100, max_new_tokens=64)
+def test_gsm8k_generation_parity_on_100_items(smollm, test_data):
+    differ, n = gsm8k_parity(*smollm, test_data, n_items=100, max_new_tokens=64)
     assert differ <= n // 100, f"{differ} of {n} items score differently"

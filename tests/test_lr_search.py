@@ -77,10 +77,10 @@ def test_ties_go_to_the_smaller_lr():
 
 
 @pytest.mark.slow
-def test_lr_sweep_and_learning_curve_through_the_cli(tmp_path, shared_data):
+def test_lr_sweep_and_learning_curve_through_the_cli(tmp_path, test_data):
     proc = run_cli(["model=tiny-random-llama", "budget=smoke", "budget.max_steps=4", "train.lr_sweep=[0.1,1,10]",
                     "train.eval_every=2", "train.val_items=8", "task.n_eval=2", "task.max_new_tokens=4",
-                    "forgetting.probes=[]"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+                    "forgetting.probes=[]"], tmp_path, {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs, metrics, _ = ResultStore(tmp_path).read()
     run = runs.iloc[0]

@@ -13,7 +13,7 @@ import yaml
 
 from harness.data_sources import DataMissing
 from harness.errors import HarnessError
-from harness.experiment import CONF_DIR
+from harness.paths import CONF_DIR
 from harness.store import ResultStore
 from harness.tasks import build
 from harness.tasks.math_competition import extract_answer, is_correct, is_equiv, last_boxed, normalize
@@ -36,10 +36,10 @@ ITEMS = [
 ]
 
 
-def _data_dir(tmp_path, shared_data, items=ITEMS):
+def _data_dir(tmp_path, test_data, items=ITEMS):
     (tmp_path / "math").mkdir(parents=True)
     (tmp_path / "math" / "test.jsonl").write_text("".join(json.dumps(x) + "\n" for x in items))
-    (tmp_path / "gsm8k").symlink_to(shared_data / "gsm8k")
+    (tmp_path / "gsm8k").symlink_to(test_data / "gsm8k")
     return tmp_path
 
 
@@ -114,8 +114,8 @@ def test_outputs_score_through_extraction_and_equivalence():
     assert not is_correct("Adding, we get \\boxed{\\frac{1}{2}}", "\\frac{1}{2}")  # no "The answer is: "
 
 
-def test_local_items_in_both_formats_in_hash_order(tmp_path, shared_data):
-    data_dir = _data_dir(tmp_path / "a", shared_data)
+def test_local_items_in_both_formats_in_hash_order(tmp_path, test_data):
+    data_dir = _data_dir(tmp_path / "a", test_data)
     data = _task(train_pool="gsm8k_train", n_eval=4).load({"dir": str(data_dir), "order": ["local"]})
     assert data.name == "metamathqa_math~gsm8k_train" and data.identity["source"] == "local"
     assert len(data.eval) == 4 and data.identity["n_test_set"] == 6
@@ -124,21 +124,22 @@ def test_local_items_in_both_formats_in_hash_order(tmp_path, shared_data):
     assert golds["Solve $2x + 10 = 0$."] == "-5" and golds["Find the length of the diagonal of a unit square."] == "\\sqrt{2}"
     # the same subset whatever the file order
     again = _task(train_pool="gsm8k_train", n_eval=4).load(
-        {"dir": str(_data_dir(tmp_path / "b", shared_data, ITEMS[::-1])), "order": ["local"]})
+        {"dir": str(_data_dir(tmp_path / "b", test_data, ITEMS[::-1])), "order": ["local"]})
     assert again.eval == data.eval and again.identity["eval_sha256"] == data.identity["eval_sha256"]
     subjects = {x["id"].split("/")[0] for x in build({**TASK_CFG, "train_pool": None, "n_eval": None}).load(
         {"dir": str(data_dir), "order": ["local"]}).eval}
     assert subjects == {"prealgebra", "algebra", "intermediate_algebra", "counting_and_probability", "unknown"}
     # the substitute pool: GSM8K train in MetaMathQA's answer form, the training prompt without the CoT cue
-    assert len(data.train) == 7473 and data.train[0]["target"].endswith("#### 72\nThe answer is: 72")
+    gsm8k_train = (test_data / "gsm8k" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(data.train) == len(gsm8k_train) and data.train[0]["target"].endswith("#### 72\nThe answer is: 72")
     assert "<<" not in data.train[0]["target"]
     prompt, target = _task().training_pair(data.train[0])
     assert prompt.endswith("### Response:") and target.startswith(" ")
     assert _task().prompt(data.eval[0]).endswith("### Response: Let's think step by step.")
 
 
-def test_metamathqa_pool_is_metamathqa_gsm8k_s(tmp_path, shared_data):
-    data_dir = _data_dir(tmp_path, shared_data)
+def test_metamathqa_pool_is_metamathqa_gsm8k_s(tmp_path, test_data):
+    data_dir = _data_dir(tmp_path, test_data)
     (tmp_path / "metamathqa").mkdir()
     rows = [{"query": f"q{i}", "response": f"r{i} The answer is: {i}", "type": "MATH_AnsAug"} for i in range(7)]
     (tmp_path / "metamathqa" / "MetaMathQA-395K.json").write_text(json.dumps(rows))
@@ -147,8 +148,8 @@ def test_metamathqa_pool_is_metamathqa_gsm8k_s(tmp_path, shared_data):
     assert data.train == [{"problem": r["query"], "target": r["response"]} for r in rows[:5]]
 
 
-def test_missing_math_names_every_source_tried(tmp_path, shared_data):
-    (tmp_path / "gsm8k").symlink_to(shared_data / "gsm8k")
+def test_missing_math_names_every_source_tried(tmp_path, test_data):
+    (tmp_path / "gsm8k").symlink_to(test_data / "gsm8k")
     with pytest.raises(DataMissing) as err:
         _task(train_pool="gsm8k_train").load({"dir": str(tmp_path), "order": ["hub", "local", "package"]})
     message = str(err.value)
@@ -156,16 +157,16 @@ def test_missing_math_names_every_source_tried(tmp_path, shared_data):
     assert str(tmp_path / "math" / "test.jsonl") in message and "package: not offered" in message and "\n" not in message
 
 
-def test_missing_metamathqa_names_the_substitute(tmp_path, shared_data):
+def test_missing_metamathqa_names_the_substitute(tmp_path, test_data):
     with pytest.raises(HarnessError) as err:
-        _task().load({"dir": str(_data_dir(tmp_path, shared_data)), "order": ["local"]})
+        _task().load({"dir": str(_data_dir(tmp_path, test_data)), "order": ["local"]})
     assert "metamathqa/MetaMathQA-395K.json does not exist" in str(err.value)
     assert "task.train_pool=gsm8k_train" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_rows_without_a_known_format_or_a_gold_answer_are_errors(tmp_path, shared_data):
+def test_rows_without_a_known_format_or_a_gold_answer_are_errors(tmp_path, test_data):
     for bad, needle in (({"question": "q", "answer": "1"}, "neither"), ({"problem": "p", "solution": "no box"}, "no \\boxed")):
-        data_dir = _data_dir(tmp_path / needle[:3], shared_data, [bad])
+        data_dir = _data_dir(tmp_path / needle[:3], test_data, [bad])
         with pytest.raises(HarnessError, match="test.jsonl:1: "):
             _task(train_pool=None).load({"dir": str(data_dir), "order": ["local"]})
 
@@ -177,11 +178,11 @@ COMMON = ["model=tiny-random-llama", "budget=smoke", "task=metamathqa_math", "ta
 
 
 @pytest.fixture(scope="module")
-def cli_runs(tmp_path_factory, shared_data):
+def cli_runs(tmp_path_factory, test_data):
     """A run on the hand-written items, and one without MATH data, side by side."""
-    data_dir = _data_dir(tmp_path_factory.mktemp("data"), shared_data)
+    data_dir = _data_dir(tmp_path_factory.mktemp("data"), test_data)
     empty = tmp_path_factory.mktemp("empty")
-    (empty / "gsm8k").symlink_to(shared_data / "gsm8k")
+    (empty / "gsm8k").symlink_to(test_data / "gsm8k")
     run = [*COMMON, f"data.dir={data_dir}", "task.n_eval=4", "task.train_limit=64", "task.max_new_tokens=8"]
     with ThreadPoolExecutor(2) as pool:
         ok = pool.submit(run_cli, run, tmp_path_factory.mktemp("results"))

@@ -31,9 +31,9 @@ def test_model_fits_resize_only_what_the_tiny_model_cannot_hold():
 
 
 @pytest.mark.slow
-def test_method_zoo_writes_one_finished_row_per_method(tmp_path, shared_data):
+def test_method_zoo_writes_one_finished_row_per_method(tmp_path, test_data):
     # two joblib workers: the CI machine's two cores, and the parallel launcher exercised on every method
-    proc = run_cli(["+sweep=method_zoo", f"data.dir={shared_data}", "+launcher=local_parallel"], tmp_path, timeout=1800)
+    proc = run_cli(["+sweep=method_zoo", f"data.dir={test_data}", "+launcher=local_parallel"], tmp_path, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs, metrics, bad = ResultStore(tmp_path).read()
     assert bad == []

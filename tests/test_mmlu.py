@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 import yaml
 
 from harness.errors import HarnessError
-from harness.experiment import CONF_DIR
+from harness.paths import CONF_DIR
 from harness.loglik import ChoiceScore
 from harness.store import ResultStore
 from harness.tasks.base import EvalContext
@@ -20,22 +22,40 @@ def mmlu(**overrides) -> MMLU:
     return MMLU({**TASK_CFG, **overrides})
 
 
-def test_local_source_reads_every_subject_and_trains_on_val_only(shared_data):
-    data = mmlu().load({"dir": str(shared_data), "order": ["local"]})
-    assert data.name == "mmlu" and len(data.eval) == 14042  # the full test set
+def records(data_dir, split: str) -> int:
+    """CSV records over every subject's file of a split."""
+    total = 0
+    for path in (data_dir / "mmlu" / split).glob("*.csv"):
+        with path.open(newline="", encoding="utf-8") as f:
+            total += sum(1 for _ in csv.reader(f))
+    return total
+
+
+def check_local_source(data_dir, n_test: int, n_val: int) -> None:
+    data = mmlu().load({"dir": str(data_dir), "order": ["local"]})
+    assert data.name == "mmlu" and len(data.eval) == n_test  # every test item
     assert {x["subject"] for x in data.eval} == set(SUBJECTS)
     assert data.identity["train_split"].startswith("val")
-    # MANIFEST: val has 1,529 rows; those that repeat a test item verbatim are not trained on.
-    assert len(data.train) + data.identity["train_dropped_test_duplicates"] == 1529
+    # Val rows that repeat a test item verbatim are not trained on (tests/data keeps one such pair).
+    assert len(data.train) + data.identity["train_dropped_test_duplicates"] == n_val
     assert data.identity["train_dropped_test_duplicates"] > 0
     key = lambda x: (x["question"].strip(), tuple(x["choices"]))
     assert not {key(x) for x in data.train} & {key(x) for x in data.eval}
     assert all(len(x["choices"]) == 4 and x["answer"] in range(4) for x in data.eval)
 
 
-def test_five_shot_prompt_uses_the_first_dev_items_of_the_subject(shared_data):
+def test_local_source_reads_every_subject_and_trains_on_val_only(test_data):
+    check_local_source(test_data, records(test_data, "test"), records(test_data, "val"))
+
+
+@pytest.mark.slow
+def test_local_source_reads_the_full_test_set(full_data):
+    check_local_source(full_data, 14042, 1529)  # MANIFEST: test 14,042 rows, val 1,529
+
+
+def test_five_shot_prompt_uses_the_first_dev_items_of_the_subject(test_data):
     task = mmlu(subjects=["anatomy"], n_eval=2, num_fewshot=5)
-    data = task.load({"dir": str(shared_data), "order": ["local"]})
+    data = task.load({"dir": str(test_data), "order": ["local"]})
     assert data.name == "mmlu_5shot" and data.identity["num_fewshot"] == 5
     prompt = task.context(data.eval[1])
     dev = task.shots["anatomy"]
@@ -54,16 +74,16 @@ def test_five_shot_prompt_uses_the_first_dev_items_of_the_subject(shared_data):
     ({"evaluator": "vllm"}, "task.evaluator='vllm'"),
     ({"evaluator": "lm_eval", "chat_template": True}, "task.chat_template=false"),
 ])
-def test_bad_settings_are_one_line_errors(shared_data, overrides, needle):
+def test_bad_settings_are_one_line_errors(test_data, overrides, needle):
     with pytest.raises(HarnessError) as err:
-        mmlu(**overrides).load({"dir": str(shared_data), "order": ["local"]})
+        mmlu(**overrides).load({"dir": str(test_data), "order": ["local"]})
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
-def test_weighted_macro_and_subject_rows(shared_data):
+def test_weighted_macro_and_subject_rows(test_data):
     """4 algebra items all right, 2 anatomy items all wrong: weighted 4/6, macro 1/2."""
     task = mmlu(subjects=["abstract_algebra", "anatomy"], n_eval=4)
-    data = task.load({"dir": str(shared_data), "order": ["local"]})
+    data = task.load({"dir": str(test_data), "order": ["local"]})
     data.eval = data.eval[:6]
     scores = []
     for x in data.eval:
@@ -80,10 +100,10 @@ def test_weighted_macro_and_subject_rows(shared_data):
     assert [s["item_id"] for s in ctx.samples][-2:] == ["anatomy/0", "anatomy/1"]
 
 
-def test_cli_run_writes_mmlu_rows(tmp_path, shared_data):
+def test_cli_run_writes_mmlu_rows(tmp_path, test_data):
     """Every subject, one test item each, on tiny-random-llama through the real CLI."""
     proc = run_cli(["model=tiny-random-llama", "task=mmlu", "budget=smoke", "task.n_eval=1", "forgetting.probe=none",
-                    "data.order=[local]"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+                    "data.order=[local]"], tmp_path, {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs, metrics, bad = ResultStore(tmp_path).read()
     assert bad == [] and list(runs["task"]) == ["mmlu"] and list(runs["status"]) == ["finished"]

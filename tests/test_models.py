@@ -8,7 +8,7 @@ import yaml
 from transformers import AutoModelForCausalLM
 
 from harness.errors import HarnessError
-from harness.experiment import CONF_DIR
+from harness.paths import CONF_DIR
 from harness.models import load_model, random_init_config
 
 

@@ -10,7 +10,7 @@ import methods
 from harness import param_budget
 from harness.budget import Budget
 from harness.errors import HarnessError
-from harness.experiment import CONF_DIR
+from harness.paths import CONF_DIR
 from harness.store import ResultStore
 from tests.conftest import run_cli
 
@@ -113,17 +113,17 @@ def test_invalid_parameter_budgets(kwargs, needle):
     (["method=lisa", "budget=params_0.25pct"], "method lisa's smallest size (n_layers=1) already trains"),
     (["method=lora", "budget=time10min", "budget.max_time_s=0.001"], "is shorter than one optimizer step of lora"),
 ])
-def test_preflight_rejects_infeasible_jobs_with_the_reason(shared_data, monkeypatch, overrides, needle):
+def test_preflight_rejects_infeasible_jobs_with_the_reason(test_data, monkeypatch, overrides, needle):
     from harness import preflight
 
-    monkeypatch.setenv("HARNESS_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(test_data))
     with pytest.raises(HarnessError, match="infeasible|shorter") as info:
         preflight.check(["model=tiny-random-llama", *overrides])
     assert needle in str(info.value) and "\n" not in str(info.value)
 
 
-def test_infeasible_job_of_a_sweep_is_one_line_error_without_rows(tmp_path, shared_data):
-    proc = run_cli(["+sweep=param_matched", "method=lora,ia3"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)})
+def test_infeasible_job_of_a_sweep_is_one_line_error_without_rows(tmp_path, test_data):
+    proc = run_cli(["+sweep=param_matched", "method=lora,ia3"], tmp_path, {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: budget 'params_0.125pct' is infeasible"), proc.stderr
@@ -132,8 +132,8 @@ def test_infeasible_job_of_a_sweep_is_one_line_error_without_rows(tmp_path, shar
 
 
 @pytest.mark.slow
-def test_param_matched_sweep_lands_every_run_within_5_percent(tmp_path, shared_data):
-    proc = run_cli(["+sweep=param_matched", "+launcher=local_parallel"], tmp_path, {"HARNESS_DATA_DIR": str(shared_data)},
+def test_param_matched_sweep_lands_every_run_within_5_percent(tmp_path, test_data):
+    proc = run_cli(["+sweep=param_matched", "+launcher=local_parallel"], tmp_path, {"HARNESS_DATA_DIR": str(test_data)},
                    timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs, metrics, _ = ResultStore(tmp_path).read()

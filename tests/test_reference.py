@@ -175,11 +175,11 @@ def test_suite_rows_match_per_dataset_metric_rows(ref_dir):
 # --- the side-by-side report on a real smoke sweep ---------------------------------------------------
 
 @pytest.fixture(scope="module")
-def smoke_results(tmp_path_factory, shared_data):
+def smoke_results(tmp_path_factory, test_data):
     root = tmp_path_factory.mktemp("results")
     # two seeds and a held-out loss every step, so the claims report has paired curves to test
     proc = run_cli(["+leaderboard=pissa_vs_lora_cpu", "+leaderboard/smoke=tiny", "seed=0,1", "train.eval_every=1"], root,
-                   {"HARNESS_DATA_DIR": str(shared_data)})
+                   {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root
 

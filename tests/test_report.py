@@ -4,6 +4,7 @@ PNG and PDF, damaged part files are named while the rest is reported, and the no
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -38,9 +39,9 @@ def run_report(results, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, shared_data):
+def results(tmp_path_factory, test_data):
     root = tmp_path_factory.mktemp("results")
-    proc = run_cli(["+sweep=smoke", "seed=0,1"], root, {"HARNESS_DATA_DIR": str(shared_data)})
+    proc = run_cli(["+sweep=smoke", "seed=0,1"], root, {"HARNESS_DATA_DIR": str(test_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root
 
@@ -170,6 +171,27 @@ def test_rows_of_an_older_metric_version_are_never_compared(results, tmp_path):
     assert any(p.startswith(f"gsm8k/{HEADLINE}: left out 3 rows") and f"gsm8k/{HEADLINE}/v1" in p for p in loaded.problems)
     board = task_report(loaded, "gsm8k", HEADLINE).leaderboard
     assert board[["method", "n_seeds"]].values.tolist() == [["lora", 1]]
+
+
+def test_runs_record_their_hardware_and_costs_from_different_machines_are_flagged(results, tmp_path):
+    runs = pd.read_parquet(results / "runs")
+    for info in map(json.loads, runs["hardware_json"]):
+        assert info["device_type"] == "cpu" and info["gpu_count"] == 0 and info["cpu_model"] and info["torch_threads"] >= 1
+    assert runs["gpu_hours"].isna().all()  # CPU runs held no GPU
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy, ignore=shutil.ignore_patterns("sweeps", "cache"))
+    part = copy / "runs" / f"{runs.loc[(runs['method'] == 'lora') & (runs['seed'] == 1), 'run_id'].iloc[0]}.parquet"
+    table = pq.read_table(part)
+    row = table.to_pandas()
+    gpu = {"device_type": "cuda", "gpu_count": 1, "gpus": [{"name": "NVIDIA H100 80GB HBM3"}], "torch_threads": 16}
+    row["hardware_json"] = json.dumps(gpu)
+    pq.write_table(pa.Table.from_pandas(row, schema=table.schema, preserve_index=False), part)
+    loaded = load_results(copy)
+    assert any(p.startswith("train time and peak memory pool runs on different hardware for: ") and "lora" in p
+               and "1x NVIDIA H100 80GB HBM3" in p and "pissa" not in p for p in loaded.problems), loaded.problems
+    board = task_report(loaded, "gsm8k", HEADLINE).leaderboard_text().set_index("Method")
+    assert "1x NVIDIA H100 80GB HBM3" in board.loc["lora", "Hardware"] and "cpu: " in board.loc["lora", "Hardware"]
+    assert "H100" not in board.loc["pissa", "Hardware"]
 
 
 def test_nothing_to_report_is_a_one_line_error(tmp_path):

@@ -6,6 +6,7 @@ sweep goes on, and the failures can be rerun alone."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,8 +52,8 @@ KILL_POINTS = [
 
 
 @pytest.mark.parametrize("kill_at", KILL_POINTS)
-def test_sigkilled_sweep_resumes_with_each_run_once(tmp_path, shared_data, kill_at):
-    env = {"HARNESS_DATA_DIR": str(shared_data)}
+def test_sigkilled_sweep_resumes_with_each_run_once(tmp_path, test_data, kill_at):
+    env = {"HARNESS_DATA_DIR": str(test_data)}
     killed = run_cli(SWEEP, tmp_path, {**env, "HARNESS_TEST_KILL_AT": kill_at})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     _check_each_run_once(tmp_path, n_finished=1)
@@ -63,14 +64,14 @@ def test_sigkilled_sweep_resumes_with_each_run_once(tmp_path, shared_data, kill_
 
     resumed = run_cli(SWEEP, tmp_path, env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert resumed.stdout.count("[skip]") == 1 and resumed.stdout.count("[finished]") == 1
+    assert resumed.stdout.count(" skip] ") == 1 and len(re.findall(r"^\[sweep \d/2 done ", resumed.stdout, re.M)) == 1
     _check_each_run_once(tmp_path, n_finished=2)
     assert len(list((tmp_path / "runs").glob("*.parquet"))) == 2
 
 
 @pytest.mark.slow
-def test_unexpected_exception_fails_one_run_and_the_sweep_goes_on(tmp_path, shared_data):
-    env = {"HARNESS_DATA_DIR": str(shared_data)}
+def test_unexpected_exception_fails_one_run_and_the_sweep_goes_on(tmp_path, test_data):
+    env = {"HARNESS_DATA_DIR": str(test_data)}
     proc = run_cli(SWEEP, tmp_path, {**env, "HARNESS_TEST_RAISE_AT": "mid_eval:1"})
     assert proc.returncode == 1, proc.stderr[-2000:]
     runs, metrics, _ = ResultStore(tmp_path).read()
@@ -88,5 +89,5 @@ def test_unexpected_exception_fails_one_run_and_the_sweep_goes_on(tmp_path, shar
 
     rerun = run_results_cli(["rerun-failed", str(tmp_path)], env)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert rerun.stdout.count("[finished]") == 1 and "[skip]" not in rerun.stdout  # only the failed run ran
+    assert len(re.findall(r"^\[(sweep 1/1 )?done ", rerun.stdout, re.M)) == 1 and "skip]" not in rerun.stdout  # only the failed run ran
     _check_each_run_once(tmp_path, n_finished=2)

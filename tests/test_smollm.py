@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import yaml
 
 import methods
-from harness.experiment import CONF_DIR
+from harness.paths import CONF_DIR
 from harness.models import load_model
 from harness.scoring import target_cross_entropy
 from harness.store import ResultStore
@@ -44,15 +46,15 @@ def test_init_preserves_the_real_model(smollm, name):
     torch.testing.assert_close(tuned, base, atol=2e-3, rtol=1e-3)
 
 
-def test_cli_single_run_on_smollm(tmp_path, shared_data):
+def test_cli_single_run_on_smollm(tmp_path, full_data):
     proc = run_cli(["model=smollm2-135m", "method=lora", "budget=smoke", "train.batch_size=2", "task.n_eval=4",
                     "task.max_new_tokens=48", "forgetting.general_text.n_chunks=2",
                     # the general suite (MMLU + ARC, scored twice) would triple the run; tests/test_forgetting.py runs it
                     "forgetting.probes=[general_text,kl_drift]"], tmp_path,
-                   {"HARNESS_DATA_DIR": str(shared_data)})
+                   {"HARNESS_DATA_DIR": str(full_data)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs, metrics, _ = ResultStore(tmp_path).read()
     assert runs["status"].tolist() == ["finished"] and runs["model"].tolist() == ["smollm2-135m"]
     values = dict(zip(metrics["metric"], metrics["value"]))
     assert values["answer_ce"] < 3.0 and values["general_ce_before"] < 6.0 and values["forgetting_kl"] >= 0
-    assert "[finished] lora smollm2-135m gsm8k smoke" in proc.stdout
+    assert re.search(r"^\[done \w+\] lora smollm2-135m gsm8k smoke seed=0 ", proc.stdout, re.M)

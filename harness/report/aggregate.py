@@ -14,10 +14,12 @@ STATS = ("mean", "std", "low", "high", "n")
 
 
 def config_summary(runs: pd.DataFrame, quantities: Sequence[str], confidence: float = CONFIDENCE) -> pd.DataFrame:
-    """Columns: CONFIG_KEYS, config, n_seeds, and `<quantity>_<stat>` for every quantity and STATS."""
+    """Columns: CONFIG_KEYS, config, n_seeds, hardware (every machine its runs ran on, `; `-joined),
+    and `<quantity>_<stat>` for every quantity and STATS."""
     rows = []
     for key, group in runs.groupby(list(CONFIG_KEYS), sort=True):
-        row = {**dict(zip(CONFIG_KEYS, key)), "config": group["config"].iloc[0], "n_seeds": group["seed"].nunique()}
+        row = {**dict(zip(CONFIG_KEYS, key)), "config": group["config"].iloc[0], "n_seeds": group["seed"].nunique(),
+               "hardware": "; ".join(sorted(group["hardware"].unique()))}
         for quantity in quantities:
             interval = t_interval(group[quantity], confidence)
             row.update({f"{quantity}_{stat}": getattr(interval, stat) for stat in STATS})

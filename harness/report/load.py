@@ -5,17 +5,19 @@ had to be left out (naming the files and the fix)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.hardware import hardware_key
 from harness.identity import EXPERIMENT_KEYS
 from harness.store import ResultStore
 
-# A configuration is these keys plus `variant` (other settings that differ, e.g. an lr override);
-# its runs differ only in the seed.
+# A configuration is these keys plus `variant` (other settings or data that differ, e.g. an lr
+# override); its runs differ only in the seed.
 GROUP_KEYS = ("task", "model", "budget", "method")
 CONFIG_KEYS = (*GROUP_KEYS, "variant")
 # The first of these a task measured is its headline; its other final metrics follow alphabetically.
@@ -27,6 +29,7 @@ CURVE_METRIC = "train_loss"
 COSTS = ("trainable_params", "peak_mem_mib", "train_time_s")  # lower is better by definition
 # These follow the seed axis (`train.data_seed: ${seed}`, `train.init_seed: ${seed}`), so they never make a variant.
 SEED_SETTINGS = ("seed", "train.data_seed", "train.init_seed")
+HASH = re.compile(r"[0-9a-f]{16,}")  # a content hash in data_json, shown by its first 8 digits
 
 
 @dataclass
@@ -74,21 +77,55 @@ def _newest_versions(metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return metrics[~stale], notes
 
 
-def _variants(runs: pd.DataFrame) -> list[str]:
-    """'' for runs that differ from their group only in the seed; otherwise the settings that differ
-    (`method.r=16`), so runs of different settings are never averaged as if they were seeds."""
+def _config_settings(group: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, as text: its experiment settings (the flattened config, seed axis left out)."""
+    config = pd.json_normalize([json.loads(c) for c in group["config_json"]])
+    return config[[c for c in config if c.split(".")[0] in EXPERIMENT_KEYS and c not in SEED_SETTINGS]].astype(str)
+
+
+def _data_settings(group: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, as text: its data identity as `data.<field>` (data_json's part in the run id)."""
+    identities = [{k: v for k, v in json.loads(d or "{}").items() if k != "evaluation"} for d in group["data_json"]]
+    return pd.json_normalize(identities).add_prefix("data.").astype(str)
+
+
+def _differences(settings: pd.DataFrame) -> list[str]:
+    """Per row, the settings that differ between the rows (`method.r=16`); hashes cut to 8 digits."""
+    differing = settings.loc[:, settings.nunique() > 1]
+    return [", ".join(f"{k}={v[:8] if HASH.fullmatch(v) else v}" for k, v in row.items()) for _, row in differing.iterrows()]
+
+
+def variants(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(variant per run, notes). '' for runs that differ from their group only in the seed; otherwise
+    the settings that differ (`method.r=16`), then, among runs of equal settings, the data identity
+    that differs (`data.eval_sha256=1a2b3c4d`: a run re-done after its data changed). Runs of
+    different settings or data are never averaged as if they were seeds. Runs that still share a
+    variant and a seed (run ids of another harness version) get their run id too, and a note."""
     variant = pd.Series("", index=runs.index, dtype=object)
     for _, group in runs.groupby(list(GROUP_KEYS)):
-        flat = pd.json_normalize([json.loads(c) for c in group["config_json"]]).set_axis(group.index)
-        flat = flat.drop(columns=[c for c in SEED_SETTINGS if c in flat]).astype(str)
-        differing = flat.loc[:, flat.nunique() > 1]
-        if differing.empty:
-            continue
+        variant[group.index] = _differences(_config_settings(group))
+    for _, group in runs.assign(variant=variant).groupby(list(CONFIG_KEYS)):
+        variant[group.index] = [", ".join(filter(None, parts)) for parts in zip(group["variant"], _differences(_data_settings(group)))]
+    clash = runs.assign(variant=variant).duplicated([*CONFIG_KEYS, "seed"], keep=False)
+    if not clash.any():
+        return variant.tolist(), []
+    ids = runs.loc[clash, "run_id"]
+    variant[clash] = [", ".join(filter(None, (v, f"run={r[:8]}"))) for v, r in zip(variant[clash], ids)]
+    return variant.tolist(), [f"runs {', '.join(ids)} share configuration, data and seed but not their run id (written by "
+                              "different harness versions?); each is shown as its own variant; delete the ones not wanted"]
 
-        differing = differing[[c for c in differing if c.split(".")[0] in EXPERIMENT_KEYS]]
-        if not differing.empty:
-            variant[group.index] = [", ".join(f"{k}={v}" for k, v in row.items()) for _, row in differing.iterrows()]
-    return variant.tolist()
+
+def _hardware(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(hardware label per run, notes). Time and memory are only comparable on the same hardware:
+    a configuration whose seeds ran on different hardware is named in a note (its costs pool them)."""
+    column = runs["hardware_json"] if "hardware_json" in runs else pd.Series(None, index=runs.index, dtype=object)
+    labels = pd.Series([hardware_key(json.loads(h)) if isinstance(h, str) else "not recorded" for h in column],
+                       index=runs.index)
+    mixed = [f"{' '.join(str(k) for k in key if k)} ({'; '.join(sorted(group.unique()))})"
+             for key, group in labels.groupby([runs[k] for k in CONFIG_KEYS]) if group.nunique() > 1]
+    notes = [f"train time and peak memory pool runs on different hardware for: {', '.join(mixed)}; compare those "
+             "costs with care, or report each machine's runs apart"] if mixed else []
+    return labels.tolist(), notes
 
 
 def _name_columns(final: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -130,8 +167,11 @@ def load_results(results_dir: Path | str) -> Results:
     final = _name_columns(final, runs)
     values = final.pivot(index="run_id", columns="column", values="value")
     runs = runs.assign(peak_mem_mib=runs["peak_mem_bytes"] / 2**20).join(values, on="run_id").reset_index(drop=True)
-    runs["variant"] = _variants(runs)
+    runs["variant"], clashes = variants(runs)
+    problems += clashes
     runs["config"] = [m if not v else f"{m} [{v}]" for m, v in zip(runs["method"], runs["variant"])]
+    runs["hardware"], mixed_hardware = _hardware(runs)
+    problems += mixed_hardware
 
     curves = metrics.loc[(metrics["metric"] == CURVE_METRIC) & metrics["step"].notna(), ["run_id", "step", "value"]]
     curves = curves.merge(runs[["run_id", *CONFIG_KEYS, "config", "seed"]], on="run_id")

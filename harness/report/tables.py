@@ -29,7 +29,7 @@ def leaderboard(summary: pd.DataFrame, headline: str, higher_is_better: bool, fo
         "metric": headline, "mean": summary[f"{headline}_mean"], "ci_low": summary[f"{headline}_low"],
         "ci_high": summary[f"{headline}_high"], "std": summary[f"{headline}_std"],
         "trainable_params": summary["trainable_params_mean"], "peak_mem_mib": summary["peak_mem_mib_mean"],
-        "train_time_s": summary["train_time_s_mean"],
+        "train_time_s": summary["train_time_s_mean"], "hardware": summary["hardware"],
         "forgetting_metric": forgetting,
         **{f"forgetting_{stat}": summary[f"{forgetting}_{key}"] if forgetting else nan
            for stat, key in (("mean", "mean"), ("ci_low", "low"), ("ci_high", "high"), ("n", "n"))},
@@ -93,6 +93,8 @@ def format_leaderboard(board: pd.DataFrame, higher_is_better: bool, confidence: 
     })
     if (board["variant"] != "").any():
         text.insert(2, "Variant", board["variant"])
+    if board["hardware"].nunique() > 1:  # costs from different machines: say which machine each row's are from
+        text.insert(text.columns.get_loc("Train time (s)") + 1, "Hardware", board["hardware"])
     return text
 
 

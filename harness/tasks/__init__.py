@@ -28,6 +28,15 @@ def build(cfg: Mapping[str, Any]) -> Task:
     return _REGISTRY[name](cfg)
 
 
+def from_conf(name: str) -> Task:
+    """The task `conf/task/<name>.yaml` configures, read as plain yaml (as a pool naming a task reads it)."""
+    import yaml
+
+    from harness.paths import CONF_DIR
+
+    return build(yaml.safe_load((CONF_DIR / "task" / f"{name}.yaml").read_text()))
+
+
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":
         importlib.import_module(f"{__name__}.{_module.name}")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from harness.metrics import Metric
+
+if TYPE_CHECKING:
+    from harness.data.layout import LocalDataset
 
 
 @dataclass
@@ -65,6 +68,11 @@ class Task:
 
     def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
         raise NotImplementedError
+
+    def local_datasets(self) -> list[LocalDataset]:
+        """The files this task's `local` source reads under data.dir, with their parsers and the hub
+        rows that make them (`python -m harness.data fetch` writes them, `check` verifies them)."""
+        raise NotImplementedError(f"task {self.name} does not declare its local files (Task.local_datasets)")
 
     def for_encoder(self) -> Task | None:
         """This task scored through a classification head on an encoder (`model.kind: encoder`), or

@@ -26,11 +26,13 @@ missing train file is a one-line error naming the file.
 from __future__ import annotations
 
 import csv
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from harness.data_sources import SourceUnavailable, first_available, hub_loader, local_path
+from harness.data.layout import HubRequest, LocalDataset, LocalFile
+from harness.data_sources import SourceUnavailable, first_available, hub_loader, read_local
 from harness.errors import HarnessError
 from harness.evaluators.lm_eval_backend import LmEvalTask
 from harness.hashing import hash_object
@@ -114,6 +116,34 @@ def read_tsv(path, spec: GlueSpec) -> list[dict]:
     return [{field: spec.label(row[i]) if field == "label" else row[i] for field, i in index.items()} for row in rows]
 
 
+def tsv_bytes(spec: GlueSpec, rows: list[dict]) -> bytes:
+    """Hub rows as the tsv `read_tsv` reads: a header of the spec's local columns (headerless CoLA:
+    its columns by position), labels as the file's words; text holding tabs or line breaks is refused."""
+    positional = all(isinstance(col, int) for col in spec.columns.values())
+    width = max(spec.columns.values()) + 1 if positional else len(spec.columns)
+    place = spec.columns if positional else {field: i for i, field in enumerate(spec.columns)}
+    lines = [] if positional else ["\t".join(map(str, spec.columns.values()))]
+    for row in rows:
+        cells = [""] * width
+        for field, i in place.items():
+            cells[i] = _label_text(spec, row[field]) if field == "label" else str(row[field])
+            if any(c in cells[i] for c in "\t\r\n"):
+                raise ValueError(f"a {spec.key} {field} holds a tab or line break, which GLUE's tsv cannot carry")
+        lines.append("\t".join(cells))
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+def _label_text(spec: GlueSpec, value: Any) -> str:
+    """The file's text for a hub label: the inverse of `spec.label`."""
+    words = getattr(spec.label, "__self__", None)  # label words: a dict's __getitem__
+    if not isinstance(words, dict):
+        return str(value)
+    word = next((w for w, v in words.items() if v == value), None)
+    if word is None:
+        raise ValueError(f"{spec.key} label {value!r} has no word in {sorted(words)}")
+    return word
+
+
 class Glue(ChoiceTask):
     spec: GlueSpec
 
@@ -129,9 +159,10 @@ class Glue(ChoiceTask):
             return [hub_loader(hub["path"], spec.key, s)() for s in ("train", spec.hub_eval_split)] + [None]
 
         def from_local():
-            dev = read_tsv(local_path(data_cfg.get("dir"), f"{subdir}/{spec.eval_file}"), spec)
+            read = lambda name: read_local(data_cfg.get("dir"), f"{subdir}/{name}", lambda path: read_tsv(path, spec))
+            dev = read(spec.eval_file)
             try:
-                return [read_tsv(local_path(data_cfg.get("dir"), f"{subdir}/train.tsv"), spec), dev, None]
+                return [read("train.tsv"), dev, None]
             except SourceUnavailable as missing:
                 if not carve:
                     raise SourceUnavailable(f"{missing} (no training split for {self.name})") from None
@@ -153,6 +184,15 @@ class Glue(ChoiceTask):
     def hub_fields(self, item: dict) -> dict:
         """Only the fields the prompt and label use (the hub adds `idx`; hashes must not depend on it)."""
         return {k: item[k] for k in self.spec.columns}
+
+    def local_datasets(self) -> list[LocalDataset]:
+        spec, hub, local = self.spec, self.cfg["sources"]["hub"], self.cfg["sources"]["local"]
+        subdir = f"{local['subdir']}/{spec.local_dir}"
+        read, render = functools.partial(read_tsv, spec=spec), functools.partial(tsv_bytes, spec)
+        train = HubRequest(hub["path"], spec.key, "train")
+        dev = HubRequest(hub["path"], spec.key, spec.hub_eval_split)
+        return [LocalDataset(subdir, (LocalFile(f"{subdir}/train.tsv", read, (train,), render, required=not local.get("carve")),
+                                      LocalFile(f"{subdir}/{spec.eval_file}", read, (dev,), render)))]
 
     def context(self, item: dict) -> str:
         return self.spec.text(item)

@@ -28,12 +28,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.data_sources import (
-    SourceUnavailable,
-    first_available,
-    hub_loader,
-    local_path,
-)
+from harness.data.layout import HubRequest, LocalDataset, LocalFile, jsonl_bytes
+from harness.data_sources import SourceUnavailable, first_available, hub_loader, read_local
 from harness.errors import HarnessError
 from harness.generation import greedy_generate
 from harness.hashing import hash_object
@@ -73,7 +69,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _local_loader(data_dir: str | None, subdir: str, split: str):
-    return lambda: _read_jsonl(local_path(data_dir, f"{subdir}/{split}.jsonl"))
+    return lambda: read_local(data_dir, f"{subdir}/{split}.jsonl", _read_jsonl)
 
 
 def _package_items() -> list[dict]:
@@ -113,6 +109,12 @@ class GSM8K(Task):
             "train_sha256": hash_object(train, 64), "eval_sha256": hash_object(evaluation, 64),
         }
         return TaskData(name, train, evaluation, identity)
+
+    def local_datasets(self) -> list[LocalDataset]:
+        hub, subdir = self.cfg["sources"]["hub"], self.cfg["sources"]["local"]["subdir"]
+        files = (LocalFile(f"{subdir}/{split}.jsonl", _read_jsonl, (HubRequest(hub["path"], hub["name"], split),), jsonl_bytes)
+                 for split in ("train", "test"))
+        return [LocalDataset(subdir, tuple(files))]
 
     def prompt(self, item: dict) -> str:
         return self.cfg["prompt_template"].format(question=item["question"])

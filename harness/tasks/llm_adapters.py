@@ -34,18 +34,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.data_sources import (
-    first_available,
-    hub_loader,
-    local_path,
-)
+from harness.data.layout import HubRequest, LocalDataset, json_file
+from harness.data_sources import first_available, hub_loader, read_local
 from harness.errors import HarnessError
 from harness.generation import greedy_generate
 from harness.hashing import hash_object
 from harness.loglik import best_choice, choice_log_likelihoods
 from harness.metrics import Metric, mean_and_stderr
 from harness.prompting import render
-from harness.tasks import register
+from harness.tasks import from_conf, register
 from harness.tasks.base import EvalContext, Task, TaskData
 from harness.tasks.metamathqa import SUBSTITUTE_MARK
 
@@ -152,7 +149,7 @@ class LLMAdaptersSuite(Task):
         subdir = self.cfg["sources"]["local_subdir"]
 
         def local() -> list[dict]:
-            return json.loads(local_path(data_cfg.get("dir"), f"{subdir}/{relative}").read_text(encoding="utf-8"))
+            return read_local(data_cfg.get("dir"), f"{subdir}/{relative}", lambda path: json.loads(path.read_text(encoding="utf-8")))
 
         loaders = {"local": local}
         if hub:
@@ -187,7 +184,7 @@ class LLMAdaptersSuite(Task):
             import yaml
 
             from harness import tasks
-            from harness.experiment import CONF_DIR
+            from harness.paths import CONF_DIR
 
             cfg = yaml.safe_load((CONF_DIR / "task" / f"{pool['task']}.yaml").read_text())
             # Its packaged fallback trains on test items: never a substitute pool.
@@ -207,6 +204,33 @@ class LLMAdaptersSuite(Task):
                f"or train on a substitute that is not the published protocol: task.train_pool={'|'.join(substitutes)}")
         kind, items = self._json_sources(data_cfg, pool.get("hub"), pool["local"], f"{self.name} training set {name}", fix)
         return self.name, kind, items
+
+    def local_datasets(self) -> list[LocalDataset]:
+        hub = self.cfg["sources"]["hub_eval"]
+        return [*(self._json_dataset(m.folder, f"dataset/{m.folder}/test.json", {**hub, "data_files": hub["data_files"].format(folder=m.folder)})
+                  for m in self._selected()), *self._pool_datasets()]
+
+    def _pool_datasets(self) -> list[LocalDataset]:
+        """The files of the configured training pool (`train_pool`), as `_train_pool` reads them."""
+        name = self.cfg["train_pool"]
+        if name is None:
+            return []
+        if name not in self.cfg["pools"]:
+            raise HarnessError(f"task.train_pool={name} is unknown; valid: {', '.join(self.cfg['pools'])}")
+        pool = self.cfg["pools"][name]
+        if "task" in pool:
+            return from_conf(pool["task"]).local_datasets()
+        if "folders" in pool:
+            return [self._json_dataset(folder, f"dataset/{folder}/train.json",
+                                       {**pool["hub"], "data_files": pool["hub"]["data_files"].format(folder=folder)})
+                    for folder in pool["folders"]]
+        return [self._json_dataset(name, pool["local"], pool.get("hub"))]
+
+    def _json_dataset(self, name: str, relative: str, hub: Mapping[str, Any] | None) -> LocalDataset:
+        """`<local_subdir>/<relative>`, a JSON array, served by `hub` as `_json_sources` asks it."""
+        subdir = self.cfg["sources"]["local_subdir"]
+        request = HubRequest(hub["path"], hub.get("name"), hub.get("split", "train"), hub.get("data_files")) if hub else None
+        return LocalDataset(f"{subdir}/{name}", (json_file(f"{subdir}/{relative}", request),))
 
     def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
         members = self._selected()

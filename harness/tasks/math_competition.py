@@ -92,20 +92,22 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.data_sources import SourceUnavailable, first_available, hub_loader, local_path
+from harness.data.layout import HubRequest, LocalDataset, LocalFile, json_render, read_json_rows
+from harness.data_sources import SourceUnavailable, first_available, hub_loader, read_local
 from harness.errors import HarnessError
 from harness.generation import greedy_generate
 from harness.hashing import hash_object
 from harness.metrics import Metric, mean_and_stderr
 from harness.prompting import render
 from harness.scoring import target_cross_entropy
-from harness.tasks import register
+from harness.tasks import from_conf, register
 from harness.tasks.base import EvalContext, Task, TaskData
-from harness.tasks.metamathqa import SUBSTITUTE_MARK, _local_file
+from harness.tasks.metamathqa import SUBSTITUTE_MARK, _local_file, metamathqa_dataset
 
 METRIC_VERSION = "v1"
 ANSWER_MARK = "The answer is: "
@@ -321,6 +323,17 @@ class MetaMathQAMATH(Task):
         }
         return TaskData(name, train, evaluation, identity)
 
+    def local_datasets(self) -> list[LocalDataset]:
+        hub, relative = self.cfg["sources"]["hub"], self.cfg["sources"]["local"]["file"]
+        requests = tuple(HubRequest(hub["path"], config, hub["split"]) for config in hub["configs"])
+        test = LocalDataset(relative.split("/")[0], (LocalFile(relative, read_json_rows, requests, json_render(relative)),))
+        pool = self.cfg["train_pool"]
+        if pool == "metamathqa":
+            return [test, metamathqa_dataset(self.cfg["train_sources"])]
+        if pool == "gsm8k_train":
+            return [test, *from_conf("gsm8k").local_datasets()]
+        return [test]
+
     def _math_test(self, data_cfg: Mapping[str, Any]) -> tuple[str, list[dict]]:
         sources = self.cfg["sources"]
         hub, local = sources["hub"], sources["local"]
@@ -332,8 +345,7 @@ class MetaMathQAMATH(Task):
                 items += [eval_item(r, where, config) for r in hub_loader(hub["path"], config, hub["split"])()]
             return items
 
-        def from_local() -> list[dict]:
-            path = local_path(data_cfg.get("dir"), local["file"])
+        def parse(path: Path) -> list[dict]:
             items = []
             with open(path, encoding="utf-8") as f:
                 for number, line in enumerate(f, 1):
@@ -347,6 +359,9 @@ class MetaMathQAMATH(Task):
                 raise SourceUnavailable(f"{path} holds no items")
             return items
 
+        def from_local() -> list[dict]:
+            return read_local(data_cfg.get("dir"), local["file"], parse)
+
         return first_available(f"task {self.name} (MATH test set)", {"hub": from_hub, "local": from_local},
                                list(data_cfg["order"]))
 
@@ -356,7 +371,7 @@ class MetaMathQAMATH(Task):
             return self.name, "none", []
         if pool == "gsm8k_train":
             from harness import tasks
-            from harness.experiment import CONF_DIR
+            from harness.paths import CONF_DIR
 
             cfg = yaml.safe_load((CONF_DIR / "task" / "gsm8k.yaml").read_text())
             order = [k for k in data_cfg["order"] if k != "package"]  # its package fallback trains on test items

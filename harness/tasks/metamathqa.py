@@ -17,9 +17,11 @@ Training pool (`task.train_pool`):
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Mapping
 
-from harness.data_sources import first_available, hub_loader, local_path
+from harness.data.layout import HubRequest, LocalDataset, json_file
+from harness.data_sources import first_available, hub_loader, read_local
 from harness.errors import HarnessError
 from harness.hashing import hash_object
 from harness.tasks import register
@@ -33,14 +35,19 @@ SUBSTITUTE_MARK = "~"  # task name suffix: `<task>~<substitute training pool>`
 def _local_file(data_dir: str | None, relative: str):
     """The release file (a JSON array, or JSON Lines by suffix) under data.dir."""
 
-    def load() -> list[dict]:
-        path = local_path(data_dir, relative)
+    def parse(path: Path) -> list[dict]:
         with open(path, encoding="utf-8") as f:
             if path.suffix == ".jsonl":
                 return [json.loads(line) for line in f if line.strip()]
             return json.load(f)
 
-    return load
+    return lambda: read_local(data_dir, relative, parse)
+
+
+def metamathqa_dataset(train_sources: Mapping[str, Any]) -> LocalDataset:
+    """The MetaMathQA release file where `train_sources.local.file` puts it, from the hub's rows."""
+    hub = train_sources["hub"]
+    return LocalDataset("metamathqa", (json_file(train_sources["local"]["file"], HubRequest(hub["path"], hub.get("name"), hub["split"])),))
 
 
 @register
@@ -67,6 +74,10 @@ class MetaMathQAGSM8K(GSM8K):
             "n_train_pool": len(train), "train_sha256": hash_object(train, 64),
         }
         return TaskData(name, train, gsm8k.eval, identity)
+
+    def local_datasets(self) -> list[LocalDataset]:
+        pool = [metamathqa_dataset(self.cfg["train_sources"])] if self.cfg["train_pool"] == "metamathqa" else []
+        return super().local_datasets() + pool  # gsm8k's files: its eval items, and the gsm8k_train pool
 
     def _metamathqa(self, data_cfg: Mapping[str, Any]) -> tuple[str, list[dict]]:
         sources = self.cfg["train_sources"]

@@ -25,10 +25,13 @@ under `acc`.
 from __future__ import annotations
 
 import csv
+import functools
+import io
 import math
 from typing import Any, Mapping
 
-from harness.data_sources import first_available, hub_loader, local_path
+from harness.data.layout import HubRequest, LocalDataset, LocalFile
+from harness.data_sources import first_available, hub_loader, read_local
 from harness.errors import HarnessError
 from harness.evaluators.lm_eval_backend import LmEvalTask
 from harness.hashing import hash_object
@@ -62,6 +65,7 @@ SUBJECTS = {
     "security_studies": "social_sciences", "sociology": "social_sciences", "us_foreign_policy": "social_sciences",
     "virology": "other", "world_religions": "humanities",
 }
+LOCAL_SPLITS = {"dev": "dev", "val": "validation", "test": "test"}  # local folder -> hub split
 MAX_SHOTS = 5  # dev items per subject
 VERSION = "v1"
 
@@ -71,6 +75,13 @@ def _read_csv(path, subject: str) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         return [{"question": q, "subject": subject, "choices": [a, b, c, d], "answer": LETTERS.index(ans.strip())}
                 for q, a, b, c, d, ans in csv.reader(f)]
+
+
+def _csv_bytes(rows: list[dict]) -> bytes:
+    """Hub rows as the release's `question,A,B,C,D,answer-letter` lines `_read_csv` reads."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([x["question"], *x["choices"], LETTERS[x["answer"]]] for x in rows)
+    return out.getvalue().encode("utf-8")
 
 
 def _key(item: dict) -> tuple:
@@ -118,7 +129,7 @@ class MMLU(ChoiceTask):
             return split, train, f"{hub['train_name']} (hub)"
 
         def from_local():
-            read = lambda s, sp: _read_csv(local_path(data_cfg.get("dir"), f"{local}/{sp}/{s}_{sp}.csv"), s)
+            read = lambda s, sp: read_local(data_cfg.get("dir"), f"{local}/{sp}/{s}_{sp}.csv", lambda path: _read_csv(path, s))
             split = {s: {sp: read(s, sp) for sp in ("test", "dev")} for s in subjects}
             train = [x for s in subjects for x in read(s, "val")]
             return split, train, "val (local source: auxiliary_train is on the hub only; test items are never trained on)"
@@ -140,6 +151,13 @@ class MMLU(ChoiceTask):
             "fewshot_sha256": hash_object([self.shots[s][:k] for s in subjects], 64),
         }
         return TaskData(name, train, evaluation, identity)
+
+    def local_datasets(self) -> list[LocalDataset]:
+        hub, subdir = self.cfg["sources"]["hub"]["path"], self.cfg["sources"]["local"]["subdir"]
+        files = (LocalFile(f"{subdir}/{split}/{s}_{split}.csv", functools.partial(_read_csv, subject=s),
+                           (HubRequest(hub, s, hub_split),), _csv_bytes)
+                 for s in self.subjects() for split, hub_split in LOCAL_SPLITS.items())
+        return [LocalDataset(subdir, tuple(files))]
 
     def prompt(self, item: dict, shots: list[dict]) -> str:
         examples = "".join(f"{format_question(x)} {LETTERS[x['answer']]}\n\n" for x in shots)
