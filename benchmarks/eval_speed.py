@@ -4,8 +4,8 @@ Three workloads on real items from the data dir:
   * MMLU 5-shot (log-likelihood over " A".." D", lm-eval's prompt; one-token choices),
   * ARC-Easy (log-likelihood of whole answer texts: multi-token choices, the cached second pass),
   * GSM8K greedy generation (the gsm8k task's prompt, stop strings, `--max-new-tokens`).
-Both sides get the identical request strings: the native scorers (harness.loglik,
-harness.generation) and lm-eval's HFLM engine (`loglikelihood` / `generate_until` on Instances,
+Both sides get the identical request strings: the native scorers (harness.scoring.loglik,
+harness.scoring.generation) and lm-eval's HFLM engine (`loglikelihood` / `generate_until` on Instances,
 the part of lm-eval that does the model work, so task building is not counted against it).
 Prints samples/s, the speed-up, and whether the scores agree (same argmax / same text).
 Targets: >= 2x lm-eval for log-likelihood, >= 1.5x for generation, identical scores.
@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from harness.paths import CONF_DIR
-from harness.generation import greedy_generate
-from harness.loglik import best_choice, choice_log_likelihoods
-from harness.models import load_model
+from harness.core.paths import CONF_DIR
+from harness.models.loading import load_model
+from harness.scoring.generation import greedy_generate
+from harness.scoring.loglik import best_choice, choice_log_likelihoods
 from harness.tasks.gsm8k import GSM8K
 from harness.tasks.mmlu import MMLU, SUBJECTS
 

@@ -12,8 +12,8 @@ import time
 
 import yaml
 
-from harness import param_budget
-from harness.paths import CONF_DIR
+from harness.budget import param_budget
+from harness.core.paths import CONF_DIR
 
 DEFAULT = ["lora", "dora", "vera", "series_adapter", "prompt_tuning", "hra", "paca", "fourierft", "lisa", "ia3"]
 

@@ -19,11 +19,11 @@ import yaml
 from transformers import get_cosine_schedule_with_warmup
 
 import methods
-from harness.budget import Budget
-from harness.paths import CONF_DIR
-from harness.models import load_model
-from harness.train import train
-from methods.base import BuildContext
+from harness.budget.spec import Budget
+from harness.core.paths import CONF_DIR
+from harness.models.loading import load_model
+from harness.train.loop import train
+from methods._core.base import BuildContext
 
 
 def build(model_name: str, method_name: str):

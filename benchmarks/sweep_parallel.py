@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness.store import ResultStore  # noqa: E402
+from harness.store.result_store import ResultStore  # noqa: E402
 
 # lora, pissa x 4 seeds = 8 runs. The launcher is what is measured: the evaluation suites that
 # smoke runs by default (general-capability suite, base-model task scores, latency) are left out.

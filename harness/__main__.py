@@ -15,10 +15,10 @@ def main() -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
 
     try:
-        from harness import app, preflight
+        from harness.cli import app, preflight
 
         overrides = [a for a in sys.argv[1:] if not a.startswith("-") or a in ("-m", "--multirun")]
         if overrides == sys.argv[1:]:  # Hydra flags (--help, --cfg, ...) skip the preflight

@@ -1,7 +1,7 @@
 """`python -m harness.results COMMAND [RESULTS_DIR]`: maintenance of a results folder.
 
 * `compact`: merge each table's part files into one file (safe while sweeps write and others read;
-  see harness/store.py), and delete temp files that killed writers left behind.
+  see harness/store/result_store.py), and delete temp files that killed writers left behind.
 * `failures`: the failed runs, their errors, and the command that reruns each one alone.
 * `rerun-failed`: run those commands, one after another (finished runs are never touched).
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from harness.errors import HarnessError
-from harness.store import ResultStore
+from harness.core.errors import HarnessError
+from harness.store.result_store import ResultStore
 
 
 def rerun_command(job_dir: Path, results_dir: Path) -> list[str] | None:

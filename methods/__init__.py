@@ -8,9 +8,9 @@ imported here, so nothing else needs editing.
 import importlib
 import pkgutil
 
-from methods.registry import build, get, names, register
+from methods._core.registry import build, get, names, register
 
-_INFRASTRUCTURE = {"base", "registry", "peft_backed", "native", "__main__"}
+_INFRASTRUCTURE = {"_core", "__main__"}
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE:

@@ -24,10 +24,10 @@ import torch
 from peft import AdaLoraConfig as PeftAdaLoraConfig
 from torch import nn
 
-from methods.base import BuildContext
+from methods._core.base import BuildContext
+from methods._core.peft_backed import PeftMethod
+from methods._core.registry import register
 from methods.lora import LoRAConfig
-from methods.peft_backed import PeftMethod
-from methods.registry import register
 
 
 @dataclass

@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.models import CAUSAL, ENCODER
-from methods.base import BuildContext, Method, MethodConfig
+from harness.models.loading import CAUSAL, ENCODER
+from methods._core.base import BuildContext, Method, MethodConfig
+from methods._core.native import freeze, layer_linears, save_tensors, trainable_tensors
+from methods._core.registry import register
 from methods.lora import ALL_LINEAR
-from methods.native import freeze, layer_linears, save_tensors, trainable_tensors
-from methods.registry import register
 
 
 @dataclass

@@ -21,12 +21,12 @@ from peft import BOFTConfig as PeftBOFTConfig
 from peft.tuners.boft.layer import get_fbd_cuda
 from torch import nn
 
-from harness.errors import HarnessError
-from methods.base import BuildContext, MethodConfig
+from harness.core.errors import HarnessError
+from methods._core.base import BuildContext, MethodConfig
+from methods._core.peft_backed import PeftMethod
+from methods._core.registry import register
 from methods.lora import ALL_LINEAR
 from methods.oft import require_divisible
-from methods.peft_backed import PeftMethod
-from methods.registry import register
 
 
 @dataclass

@@ -27,14 +27,14 @@ from peft.tuners.lora.config import CordaConfig
 from peft.tuners.lora.corda import preprocess_corda
 from torch import nn
 
-from harness.models import CAUSAL
-from methods.base import BuildContext
+from harness.models.loading import CAUSAL
+from methods._core.base import BuildContext
+from methods._core.peft_backed import check_targets
+from methods._core.registry import register
 from methods.lora import LoRA, LoRAConfig
-from methods.peft_backed import check_targets
-from methods.registry import register
 
 MODES = ("ipm", "kpm")
-CALIBRATION_DATA = ("task", "general_text")  # harness/calibration.py serves both
+CALIBRATION_DATA = ("task", "general_text")  # harness/run/calibration.py serves both
 
 
 def take_batches(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], n: int) -> list[dict[str, torch.Tensor]]:

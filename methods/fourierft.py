@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from peft import FourierFTConfig as PeftFourierFTConfig
 
-from methods.base import BuildContext, MethodConfig, SizeKnob
-from methods.peft_backed import PeftMethod
-from methods.registry import register
+from methods._core.base import BuildContext, MethodConfig, SizeKnob
+from methods._core.peft_backed import PeftMethod
+from methods._core.registry import register
 
 
 @dataclass

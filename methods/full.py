@@ -9,9 +9,9 @@ from pathlib import Path
 
 from torch import nn
 
-from harness.models import CAUSAL, ENCODER
-from methods.base import BuildContext, Method, MethodConfig
-from methods.registry import register
+from harness.models.loading import CAUSAL, ENCODER
+from methods._core.base import BuildContext, Method, MethodConfig
+from methods._core.registry import register
 
 
 @dataclass

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from methods._core.registry import register
 from methods.full import FullConfig, FullFineTuning
-from methods.registry import register
 
 
 @dataclass

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
-from methods.base import BuildContext, Method, MethodConfig
-from methods.native import decoder_layers, freeze, save_tensors, trainable_tensors
-from methods.registry import register
+from harness.core.errors import HarnessError
+from methods._core.base import BuildContext, Method, MethodConfig
+from methods._core.native import decoder_layers, freeze, save_tensors, trainable_tensors
+from methods._core.registry import register
 
 
 @dataclass

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from peft import HRAConfig as PeftHRAConfig
 
-from methods.base import BuildContext, MethodConfig, SizeKnob
+from methods._core.base import BuildContext, MethodConfig, SizeKnob
+from methods._core.peft_backed import PeftMethod
+from methods._core.registry import register
 from methods.lora import ALL_LINEAR
-from methods.peft_backed import PeftMethod
-from methods.registry import register
 
 
 @dataclass

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from peft import IA3Config as PeftIA3Config
 
-from harness.models import CAUSAL, ENCODER
-from methods.base import BuildContext, MethodConfig
-from methods.peft_backed import PeftMethod, task_fields
-from methods.registry import register
+from harness.models.loading import CAUSAL, ENCODER
+from methods._core.base import BuildContext, MethodConfig
+from methods._core.peft_backed import PeftMethod, task_fields
+from methods._core.registry import register
 
 
 @dataclass

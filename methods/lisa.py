@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
-from methods.base import BuildContext, Method, MethodConfig, SizeKnob
-from methods.native import decoder_layers, save_tensors
-from methods.registry import register
+from harness.core.errors import HarnessError
+from methods._core.base import BuildContext, Method, MethodConfig, SizeKnob
+from methods._core.native import decoder_layers, save_tensors
+from methods._core.registry import register
 
 
 @dataclass

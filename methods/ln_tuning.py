@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from peft import LNTuningConfig as PeftLNTuningConfig
 
-from methods.base import BuildContext, MethodConfig
-from methods.peft_backed import PeftMethod
-from methods.registry import register
+from methods._core.base import BuildContext, MethodConfig
+from methods._core.peft_backed import PeftMethod
+from methods._core.registry import register
 
 
 @dataclass

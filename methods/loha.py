@@ -18,10 +18,10 @@ from typing import Any
 from peft import LoHaConfig as PeftLoHaConfig
 from peft import PeftConfig
 
-from methods.base import BuildContext, MethodConfig, SizeKnob
+from methods._core.base import BuildContext, MethodConfig, SizeKnob
+from methods._core.peft_backed import PeftMethod
+from methods._core.registry import register
 from methods.lora import ALL_LINEAR
-from methods.peft_backed import PeftMethod
-from methods.registry import register
 
 
 @dataclass

@@ -15,9 +15,9 @@ from typing import Any
 
 from peft import LoKrConfig as PeftLoKrConfig
 
-from methods.base import SizeKnob
+from methods._core.base import SizeKnob
+from methods._core.registry import register
 from methods.loha import LoHa, LoHaConfig
-from methods.registry import register
 
 
 @dataclass

@@ -15,10 +15,10 @@ from peft import LoraConfig, get_peft_model_state_dict
 from safetensors.torch import save_file
 from torch import nn
 
-from harness.models import CAUSAL, ENCODER
-from methods.base import BuildContext, MethodConfig, SizeKnob, directory_bytes
-from methods.peft_backed import PeftMethod, task_fields
-from methods.registry import register
+from harness.models.loading import CAUSAL, ENCODER
+from methods._core.base import BuildContext, MethodConfig, SizeKnob, directory_bytes
+from methods._core.peft_backed import PeftMethod, task_fields
+from methods._core.registry import register
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

@@ -17,10 +17,10 @@ import torch
 from peft.optimizers import create_lorafa_optimizer
 from torch import nn
 
-from harness.models import CAUSAL
-from methods.base import BuildContext
+from harness.models.loading import CAUSAL
+from methods._core.base import BuildContext
+from methods._core.registry import register
 from methods.lora import LoRA, LoRAConfig
-from methods.registry import register
 
 
 @dataclass

@@ -22,12 +22,12 @@ from peft.tuners.lora.config import LoraGAConfig as PeftLoraGAConfig
 from peft.tuners.lora.loraga import preprocess_loraga
 from torch import nn
 
-from harness.models import CAUSAL
-from methods.base import BuildContext
+from harness.models.loading import CAUSAL
+from methods._core.base import BuildContext
+from methods._core.peft_backed import check_targets
+from methods._core.registry import register
 from methods.corda import take_batches
 from methods.lora import LoRA, LoRAConfig
-from methods.peft_backed import check_targets
-from methods.registry import register
 
 DIRECTIONS = ("ArB2r", "A2rBr", "ArBr", "random")
 SCALES = ("stable", "weight_svd", "gd_scale", "unit")

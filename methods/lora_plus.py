@@ -15,9 +15,9 @@ import torch
 from peft.optimizers import create_loraplus_optimizer
 from torch import nn
 
-from harness.models import CAUSAL
+from harness.models.loading import CAUSAL
+from methods._core.registry import register
 from methods.lora import LoRA, LoRAConfig
-from methods.registry import register
 
 
 @dataclass

@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from methods.base import BuildContext, Method, MethodConfig
+from methods._core.base import BuildContext, Method, MethodConfig
+from methods._core.registry import register
 from methods.full import FullConfig, FullFineTuning
 from methods.lora import LoRA, LoRAConfig
-from methods.registry import register
 
 MODES = ("full", "lora")
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from peft import MissConfig as PeftMissConfig
 from torch import nn
 
-from methods.base import BuildContext, MethodConfig, SizeKnob
+from methods._core.base import BuildContext, MethodConfig, SizeKnob
+from methods._core.peft_backed import PeftMethod
+from methods._core.registry import register
 from methods.lora import ALL_LINEAR
 from methods.oft import require_divisible
-from methods.peft_backed import PeftMethod
-from methods.registry import register
 
 MODES = ("balance", "bat")
 

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.base import BuildContext, Method, MethodConfig, SizeKnob
+from methods._core.base import BuildContext, Method, MethodConfig, SizeKnob
+from methods._core.native import decoder_layers, freeze, layer_linears, save_tensors, swap, trainable_tensors
+from methods._core.registry import register
 from methods.lora import ALL_LINEAR
-from methods.native import decoder_layers, freeze, layer_linears, save_tensors, swap, trainable_tensors
-from methods.registry import register
 
 
 @dataclass

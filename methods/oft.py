@@ -18,11 +18,11 @@ from typing import Sequence
 from peft import OFTConfig as PeftOFTConfig
 from torch import nn
 
-from harness.errors import HarnessError
-from methods.base import BuildContext, MethodConfig
+from harness.core.errors import HarnessError
+from methods._core.base import BuildContext, MethodConfig
+from methods._core.peft_backed import PeftMethod
+from methods._core.registry import register
 from methods.lora import ALL_LINEAR
-from methods.peft_backed import PeftMethod
-from methods.registry import register
 
 
 def require_divisible(model: nn.Module, targets: Sequence[str], size: int, what: str,

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.models import CAUSAL
+from harness.models.loading import CAUSAL
+from methods._core.registry import register
 from methods.lora import LoRA, LoRAConfig
-from methods.registry import register
 
 
 @dataclass

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
-from methods.base import BuildContext, MethodConfig, SizeKnob
+from harness.core.errors import HarnessError
+from methods._core.base import BuildContext, MethodConfig, SizeKnob
+from methods._core.native import ColumnBlockLinear, ColumnBlockMethod, freeze, layer_linears, swap
+from methods._core.registry import register
 from methods.lora import ALL_LINEAR
-from methods.native import ColumnBlockLinear, ColumnBlockMethod, freeze, layer_linears, swap
-from methods.registry import register
 
 
 @dataclass

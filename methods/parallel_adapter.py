@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from methods.registry import register
+from methods._core.registry import register
 from methods.series_adapter import AdapterConfig, AdapterMethod, Bottleneck
 
 

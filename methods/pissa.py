@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from methods._core.registry import register
 from methods.lora import LoRA, LoRAConfig
-from methods.registry import register
 
 
 @dataclass

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
-from harness.models import CAUSAL
-from methods.base import BuildContext
+from harness.core.errors import HarnessError
+from harness.models.loading import CAUSAL
+from methods._core.base import BuildContext
+from methods._core.registry import register
 from methods.lora import LoRA, LoRAConfig
-from methods.registry import register
 
 QUANT_TYPES = ("nf4", "fp4")
 COMPUTE_DTYPES = ("bfloat16", "float16", "float32")

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import torch
 from peft import RandLoraConfig as PeftRandLoraConfig
 
-from methods.base import BuildContext, MethodConfig
+from methods._core.base import BuildContext, MethodConfig
+from methods._core.peft_backed import PeftMethod
+from methods._core.registry import register
 from methods.lora import ALL_LINEAR
-from methods.peft_backed import PeftMethod
-from methods.registry import register
 
 
 @dataclass

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from peft import LoraConfig
 
-from harness.models import CAUSAL
-from methods.base import BuildContext
+from harness.models.loading import CAUSAL
+from methods._core.base import BuildContext
+from methods._core.registry import register
 from methods.lora import LoRA, LoRAConfig
-from methods.registry import register
 
 
 @dataclass

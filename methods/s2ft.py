@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
-from methods.base import BuildContext, MethodConfig
-from methods.native import ColumnBlockLinear, ColumnBlockMethod, decoder_layers, freeze, swap
-from methods.registry import register
+from harness.core.errors import HarnessError
+from methods._core.base import BuildContext, MethodConfig
+from methods._core.native import ColumnBlockLinear, ColumnBlockMethod, decoder_layers, freeze, swap
+from methods._core.registry import register
 
 
 @dataclass

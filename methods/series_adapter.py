@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from methods.base import BuildContext, Method, MethodConfig, SizeKnob
-from methods.native import freeze, layer_linears, save_tensors, swap, trainable_tensors
-from methods.registry import register
+from methods._core.base import BuildContext, Method, MethodConfig, SizeKnob
+from methods._core.native import freeze, layer_linears, save_tensors, swap, trainable_tensors
+from methods._core.registry import register
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
 

@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.errors import HarnessError
-from methods.base import BuildContext, Method, MethodConfig, SizeKnob
+from harness.core.errors import HarnessError
+from methods._core.base import BuildContext, Method, MethodConfig, SizeKnob
+from methods._core.native import freeze, layer_linears, merge_wrappers, save_tensors, swap, trainable_tensors
+from methods._core.registry import register
 from methods.lora import ALL_LINEAR
-from methods.native import freeze, layer_linears, merge_wrappers, save_tensors, swap, trainable_tensors
-from methods.registry import register
 
 
 @dataclass

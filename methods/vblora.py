@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from peft import VBLoRAConfig as PeftVBLoRAConfig
 from torch import nn
 
-from methods.base import BuildContext, MethodConfig
+from methods._core.base import BuildContext, MethodConfig
+from methods._core.peft_backed import PeftMethod
+from methods._core.registry import register
 from methods.lora import ALL_LINEAR
 from methods.oft import require_divisible
-from methods.peft_backed import PeftMethod
-from methods.registry import register
 
 
 @dataclass

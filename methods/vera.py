@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import torch
 from peft import VeraConfig as PeftVeraConfig
 
-from methods.base import BuildContext, MethodConfig, SizeKnob
+from methods._core.base import BuildContext, MethodConfig, SizeKnob
+from methods._core.peft_backed import PeftMethod
+from methods._core.registry import register
 from methods.lora import ALL_LINEAR
-from methods.peft_backed import PeftMethod
-from methods.registry import register
 
 
 @dataclass

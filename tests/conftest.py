@@ -41,8 +41,8 @@ def tiny_model():
     """tiny-random-llama as the harness loads it (a fresh copy per call of the returned factory)."""
     import yaml
 
-    from harness.paths import CONF_DIR
-    from harness.models import load_model
+    from harness.core.paths import CONF_DIR
+    from harness.models.loading import load_model
 
     cfg = yaml.safe_load((CONF_DIR / "model" / "tiny-random-llama.yaml").read_text())
     return lambda: load_model(cfg, CONF_DIR)

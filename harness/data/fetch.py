@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 from harness.data import manifest
 from harness.data.files import temp_beside
 from harness.data.layout import LocalDataset, LocalFile
-from harness.data_sources import SourceUnavailable, hub_loader
+from harness.data.sources import SourceUnavailable, hub_loader
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def hf_cache_only() -> Iterator[None]:
 
 def hub_source(offline: bool) -> Source:
     """The hub itself, or (offline) the HF cache, through `datasets.load_dataset`."""
-    from harness.hub import hub_reachable, offline_by_env
+    from harness.models.hub import hub_reachable, offline_by_env
 
     name = "hf-cache" if offline else "hub"
 

@@ -7,9 +7,9 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness.core.errors import HarnessError
+from harness.core.hashing import hash_file
 from harness.data.files import write_atomic
-from harness.errors import HarnessError
-from harness.hashing import hash_file
 
 MANIFEST = "checksums.json"
 FORMAT = "harness-data-checksums/v1"

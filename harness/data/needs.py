@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from harness.core.errors import HarnessError
+from harness.core.paths import CONF_DIR
 from harness.data.layout import HubRequest, LocalDataset, LocalFile, Rows, merge
-from harness.errors import HarnessError
-from harness.paths import CONF_DIR
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def task_names() -> list[str]:
 
 
 def probe_names() -> list[str]:
-    from harness.forgetting import PROBES
+    from harness.probes.composite import PROBES
 
     return list(PROBES)
 
@@ -65,7 +65,7 @@ def _task_need(name: str, overrides: dict | None = None) -> Need:
 
 
 def _general_text(cfg: dict) -> Need:
-    from harness.forgetting import general_text
+    from harness.data.general_text import general_text
 
     hub, relative = cfg["hub"], cfg["local_file"]
     file = LocalFile(relative, lambda path: path.read_text(encoding="utf-8"),

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # headless: never open a window or need a display
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
     from harness.report.build import write_report
     from harness.report.reference import available, load_reference, write_references
     from harness.report.tables import markdown

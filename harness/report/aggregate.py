@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from harness.report.load import CONFIG_KEYS
-from harness.stats import CONFIDENCE, Interval, t_interval
+from harness.report.stats import CONFIDENCE, Interval, t_interval
 
 STATS = ("mean", "std", "low", "high", "n")
 

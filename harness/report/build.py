@@ -15,8 +15,8 @@ from harness.report.figures import config_colors, learning_forgetting_figure, lo
 from harness.report.labels import config_labels, short_label
 from harness.report.load import COSTS, Results, load_results
 from harness.report.pareto import pareto_figure
+from harness.report.stats import CONFIDENCE
 from harness.report.tables import format_comparisons, format_leaderboard, html_page, leaderboard, markdown, paired_comparisons
-from harness.stats import CONFIDENCE
 
 # Besides the headline, plotted against every cost: a likelihood metric still separates methods
 # when exact match is flat (small models, short budgets).

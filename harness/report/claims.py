@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.report.load import CONFIG_KEYS, load_results
 from harness.report.load import _newest_versions as newest_versions
+from harness.report.stats import CONFIDENCE, paired_test, t_interval
 from harness.report.tables import format_interval
-from harness.stats import CONFIDENCE, paired_test, t_interval
-from harness.store import ResultStore
+from harness.store.result_store import ResultStore
 
 CLAIM_COLUMNS = ("claim", "source_id", "statement", "method", "baseline", "metric", "direction", "steps", "window")
 DIRECTIONS = ("lower", "higher")

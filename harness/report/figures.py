@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from harness.report.labels import LOG_SCALE, directed_label, label
-from harness.stats import CONFIDENCE, t_interval
+from harness.report.stats import CONFIDENCE, t_interval
 
 STYLE = {
     "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9, "legend.title_fontsize": 9,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.errors import HarnessError
-from harness.hardware import hardware_key
-from harness.identity import EXPERIMENT_KEYS
-from harness.store import ResultStore
+from harness.config.identity import EXPERIMENT_KEYS
+from harness.core.errors import HarnessError
+from harness.costs.hardware import hardware_key
+from harness.store.result_store import ResultStore
 
 # A configuration is these keys plus `variant` (other settings or data that differ, e.g. an lr
 # override); its runs differ only in the seed.

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness.report.figures import SINGLE, add_legend, error_bar_note, plot_configs, set_axis, styled
-from harness.stats import CONFIDENCE
+from harness.report.stats import CONFIDENCE
 
 
 def pareto_mask(x: Sequence[float], y: Sequence[float], x_higher_is_better: bool, y_higher_is_better: bool) -> np.ndarray:

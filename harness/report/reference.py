@@ -34,14 +34,14 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.report.build import write_table
 from harness.report.claims import CLAIM_COLUMNS, check_claims, claims_summary, compare_claims, curve_values, format_claims, is_claims_file
 from harness.report.load import CONFIG_KEYS, Results, load_results
 from harness.report.load import _newest_versions as newest_versions
+from harness.report.stats import CONFIDENCE
 from harness.report.tables import format_interval
-from harness.stats import CONFIDENCE
-from harness.store import ResultStore
+from harness.store.result_store import ResultStore
 
 REFERENCES_DIR = Path(__file__).resolve().parents[2] / "references"
 METHOD_CONFIGS = Path(__file__).resolve().parents[2] / "conf" / "method"
@@ -121,7 +121,7 @@ def load_reference(name: str, directory: Path = REFERENCES_DIR) -> pd.DataFrame:
     if table.empty:
         raise HarnessError(f"{path} has no rows; add the published numbers or delete the file")
     # The registry's names without importing every method (torch, peft): one conf/method yaml per
-    # registered method, which tests/test_config.py holds to the registry.
+    # registered method, which tests/unit/config/test_config.py holds to the registry.
     known = {p.stem for p in METHOD_CONFIGS.glob("*.yaml")}
     if claims:
         checked = check_claims(table, path, known, set(sources.index))

@@ -12,7 +12,7 @@ import pandas as pd
 
 from harness.report.aggregate import interval_of
 from harness.report.labels import directed_label, label
-from harness.stats import CONFIDENCE, paired_test, rank_with_ties
+from harness.report.stats import CONFIDENCE, paired_test, rank_with_ties
 
 
 def leaderboard(summary: pd.DataFrame, headline: str, higher_is_better: bool, forgetting: str | None) -> pd.DataFrame:

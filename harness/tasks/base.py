@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from harness.metrics import Metric
+from harness.core.metrics import Metric
 
 if TYPE_CHECKING:
     from harness.data.layout import LocalDataset

@@ -3,9 +3,9 @@
 A subclass says how an item becomes a context and its choices, which lm-eval task yaml it mirrors,
 and which metrics it reports; this class runs the scoring through the configured evaluator:
 
-* `native` (default): harness.loglik.choice_log_likelihoods, batched, each context run once;
+* `native` (default): harness.scoring.loglik.choice_log_likelihoods, batched, each context run once;
 * `lm_eval`: lm-eval's own task yaml over the same items, in-process on the live model
-  (harness.evaluators.lm_eval_backend); its version and request hashes join the run's data identity.
+  (harness.scoring.lm_eval_backend); its version and request hashes join the run's data identity.
 
 Both give per item and choice a ChoiceScore, so the metrics are computed by the same code.
 Evaluation knobs are task config fields, so they land in every run's config_json: `evaluator`,
@@ -16,13 +16,13 @@ changes). Generation knobs (max new tokens, stop strings) do not apply: nothing 
 
 from __future__ import annotations
 
-from harness.errors import HarnessError
-from harness.evaluators import lm_eval_backend
-from harness.evaluators.lm_eval_backend import LmEvalTask
-from harness.loglik import ChoiceScore, choice_log_likelihoods
-from harness.metrics import Metric, mean_and_stderr
-from harness.prompting import render
+from harness.core.errors import HarnessError
+from harness.core.metrics import Metric, mean_and_stderr
+from harness.scoring import lm_eval_backend
+from harness.scoring.lm_eval_backend import LmEvalTask
+from harness.scoring.loglik import ChoiceScore, choice_log_likelihoods
 from harness.tasks.base import EvalContext, Task, TaskData
+from harness.tasks.prompting import render
 
 EVALUATORS = ("native", "lm_eval")
 

@@ -31,13 +31,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from harness.core.errors import HarnessError
+from harness.core.hashing import hash_object
+from harness.core.metrics import Metric
 from harness.data.layout import HubRequest, LocalDataset, LocalFile
-from harness.data_sources import SourceUnavailable, first_available, hub_loader, read_local
-from harness.errors import HarnessError
-from harness.evaluators.lm_eval_backend import LmEvalTask
-from harness.hashing import hash_object
-from harness.loglik import ChoiceScore, best_choice
-from harness.metrics import Metric
+from harness.data.sources import SourceUnavailable, first_available, hub_loader, read_local
+from harness.scoring.lm_eval_backend import LmEvalTask
+from harness.scoring.loglik import ChoiceScore, best_choice
 from harness.tasks import register
 from harness.tasks.base import EvalContext, TaskData
 from harness.tasks.choice import ChoiceTask, accuracy_metric

@@ -20,25 +20,40 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
-from harness import classifier
-from harness.errors import HarnessError
-from harness.metrics import Metric
+from harness.core.errors import HarnessError
+from harness.core.metrics import Metric
+from harness.models import classifier
 from harness.tasks.base import EvalContext, Task, TaskData
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
-
-    from harness.tasks.glue import Glue
 
 PROTOCOL = "classification_head"
 SUFFIX = "_head"
 VERSION = "v1"
 
 
+class LabelWordTask(Protocol):
+    """What the head reuses of a GLUE task scored by label words (harness/tasks/glue.py's `Glue`, which
+    builds the head: typed here by shape so that this module does not import it back)."""
+
+    cfg: Mapping[str, Any]
+    name: str
+    spec: Any  # harness.tasks.glue.GlueSpec: label type, text columns, label words
+
+    def load(self, data_cfg: Mapping[str, Any]) -> TaskData: ...
+
+    def label_metrics(self, ctx: EvalContext, data: TaskData, preds: list[int],
+                      version: Callable[[str], str]) -> list[Metric]: ...
+
+    def score_metrics(self, ctx: EvalContext, data: TaskData, predicted: list[float], sample_metric: str,
+                      version: Callable[[str], str]) -> list[Metric]: ...
+
+
 class GlueHead(Task):
-    def __init__(self, glue: Glue):
+    def __init__(self, glue: LabelWordTask):
         super().__init__(glue.cfg)
         self.glue, self.name = glue, glue.name
         self.regression = glue.spec.label is float  # STS-B: a similarity score, not a class

@@ -28,17 +28,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import HarnessError
+from harness.core.hashing import hash_object
+from harness.core.metrics import Metric, mean_and_stderr
+from harness.core.paths import package_dir
 from harness.data.layout import HubRequest, LocalDataset, LocalFile, jsonl_bytes
-from harness.data_sources import SourceUnavailable, first_available, hub_loader, read_local
-from harness.errors import HarnessError
-from harness.generation import greedy_generate
-from harness.hashing import hash_object
-from harness.metrics import Metric, mean_and_stderr
-from harness.paths import package_dir
-from harness.prompting import render
-from harness.scoring import target_cross_entropy
+from harness.data.sources import SourceUnavailable, first_available, hub_loader, read_local
+from harness.scoring.cross_entropy import target_cross_entropy
+from harness.scoring.generation import greedy_generate
 from harness.tasks import register
 from harness.tasks.base import EvalContext, Task, TaskData
+from harness.tasks.prompting import render
 
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
 FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")

@@ -34,17 +34,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.core.errors import HarnessError
+from harness.core.hashing import hash_object
+from harness.core.metrics import Metric, mean_and_stderr
 from harness.data.layout import HubRequest, LocalDataset, json_file
-from harness.data_sources import first_available, hub_loader, read_local
-from harness.errors import HarnessError
-from harness.generation import greedy_generate
-from harness.hashing import hash_object
-from harness.loglik import best_choice, choice_log_likelihoods
-from harness.metrics import Metric, mean_and_stderr
-from harness.prompting import render
+from harness.data.sources import first_available, hub_loader, read_local
+from harness.scoring.generation import greedy_generate
+from harness.scoring.loglik import best_choice, choice_log_likelihoods
 from harness.tasks import from_conf, register
 from harness.tasks.base import EvalContext, Task, TaskData
 from harness.tasks.metamathqa import SUBSTITUTE_MARK
+from harness.tasks.prompting import render
 
 NUMBER = re.compile(r"-?\d+\.?\d*")  # evaluate.py's extract_answer_number
 LETTER = re.compile(r"A|B|C|D|E")  # evaluate.py's extract_answer_letter
@@ -184,7 +184,7 @@ class LLMAdaptersSuite(Task):
             import yaml
 
             from harness import tasks
-            from harness.paths import CONF_DIR
+            from harness.core.paths import CONF_DIR
 
             cfg = yaml.safe_load((CONF_DIR / "task" / f"{pool['task']}.yaml").read_text())
             # Its packaged fallback trains on test items: never a substitute pool.

@@ -20,10 +20,10 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from harness.core.errors import HarnessError
+from harness.core.hashing import hash_object
 from harness.data.layout import HubRequest, LocalDataset, json_file
-from harness.data_sources import first_available, hub_loader, read_local
-from harness.errors import HarnessError
-from harness.hashing import hash_object
+from harness.data.sources import first_available, hub_loader, read_local
 from harness.tasks import register
 from harness.tasks.base import TaskData
 from harness.tasks.gsm8k import GSM8K

@@ -30,13 +30,13 @@ import io
 import math
 from typing import Any, Mapping
 
+from harness.core.errors import HarnessError
+from harness.core.hashing import hash_object
+from harness.core.metrics import Metric, mean_and_stderr
 from harness.data.layout import HubRequest, LocalDataset, LocalFile
-from harness.data_sources import first_available, hub_loader, read_local
-from harness.errors import HarnessError
-from harness.evaluators.lm_eval_backend import LmEvalTask
-from harness.hashing import hash_object
-from harness.loglik import ChoiceScore, best_choice
-from harness.metrics import Metric, mean_and_stderr
+from harness.data.sources import first_available, hub_loader, read_local
+from harness.scoring.lm_eval_backend import LmEvalTask
+from harness.scoring.loglik import ChoiceScore, best_choice
 from harness.tasks import register
 from harness.tasks.base import EvalContext, TaskData
 from harness.tasks.choice import ChoiceTask, accuracy_metric

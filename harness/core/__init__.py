@@ -1,0 +1,1 @@
+"""Shared building blocks with no harness dependencies of their own: errors, hashes, paths, caches, metric rows, provenance, fault points."""

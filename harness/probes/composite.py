@@ -1,0 +1,92 @@
+"""The configured probes as one: which ones `forgetting.probes` names (or the older single
+`forgetting.probe`), built with their fallbacks, run together with the target gain."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from harness.core.errors import HarnessError
+from harness.core.metrics import Metric
+from harness.data.general_text import general_text
+from harness.data.sources import DataMissing
+from harness.probes.base import Probe
+from harness.probes.general_suite import GeneralSuiteProbe
+from harness.probes.general_text import GeneralTextProbe
+from harness.probes.kl_drift import KLDriftProbe
+from harness.probes.target_gain import TargetGain
+from harness.tasks.base import Task, TaskData
+
+PROBES = ("general_text", "general_suite", "kl_drift")
+
+
+class Probes:
+    """Every configured probe plus the target gain: `baseline` before the method is applied,
+    `measure` after training (with the run's task metrics and samples)."""
+
+    def __init__(self, probes: list[Probe], gain: TargetGain | None):
+        self.probes, self.gain = probes, gain
+
+    def baseline(self, model: nn.Module, tok: PreTrainedTokenizerBase, model_identity: dict, device: torch.device) -> None:
+        for probe in [*self.probes, *([self.gain] if self.gain else [])]:
+            probe.baseline(model, tok, model_identity, device)
+
+    def measure(self, model: nn.Module, tok: PreTrainedTokenizerBase, device: torch.device,
+                task_metrics: list[Metric], samples: list[dict]) -> list[Metric]:
+        rows = self.gain.measure(task_metrics, samples) if self.gain else []
+        for probe in self.probes:
+            rows += probe.measure(model, tok, device)
+        return rows
+
+
+def probe_names(cfg: Mapping[str, Any]) -> list[str]:
+    """`forgetting.probes`, or the older single `forgetting.probe` (none | one name) when set."""
+    legacy = cfg.get("probe")
+    names = list(cfg["probes"]) if legacy is None else ([] if legacy == "none" else [legacy])
+    unknown = [n for n in names if n not in PROBES]
+    if unknown:
+        raise HarnessError(f"forgetting.probes has unknown {', '.join(map(str, unknown))}; valid: {', '.join(PROBES)}")
+    return names
+
+
+_NOTICED: set[str] = set()
+
+
+def notice_once(message: str) -> None:
+    """Print a probe's fallback once per process: the preflight builds the probes of every job of a sweep."""
+    if message not in _NOTICED:
+        _NOTICED.add(message)
+        print(f"[harness] forgetting: {message}", flush=True)
+
+
+def build_probes(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], cache_root: Path, conf_dir: Path,
+                 task: Task, data: TaskData, max_len: int) -> Probes:
+    """The configured probes; `general_text` falls back to `kl_drift` when no text source works."""
+    probes: list[Probe] = []
+    for name in probe_names(cfg):
+        if name == "general_suite":
+            try:
+                probes.append(GeneralSuiteProbe(cfg["general_suite"], data_cfg, cache_root, conf_dir, max_len))
+            except DataMissing as miss:  # like general_text: a probe's data is optional unless required
+                if cfg["general_suite"].get("required", False):
+                    raise
+                notice_once(f"{miss}; general_suite skipped (forgetting.general_suite.required=true makes this an error)")
+        elif name == "kl_drift":
+            probes.append(KLDriftProbe(cfg["kl_drift"]))
+        else:
+            try:
+                source, text = general_text(cfg["general_text"], data_cfg)
+                probes.append(GeneralTextProbe(cfg["general_text"], text, source, cache_root))
+            except HarnessError as miss:
+                if not cfg.get("fallback_to_kl", True):
+                    raise
+                notice_once(f"{miss}; falling back to kl_drift")
+                if "kl_drift" not in probe_names(cfg):
+                    probes.append(KLDriftProbe(cfg["kl_drift"]))
+    gain = TargetGain(cache_root, task, data, max_len) if cfg.get("target_gain", True) else None
+    return Probes(probes, gain)

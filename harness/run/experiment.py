@@ -1,0 +1,301 @@
+"""One run, start to end: load, apply the method, train under the budget, evaluate, measure
+forgetting and cost, write one `runs` row and its `metrics` rows."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import methods
+from harness import __version__, tasks
+from harness.budget import param_budget
+from harness.budget.spec import Budget
+from harness.budget.step_time import check_time_budget
+from harness.config.identity import experiment_of, run_id
+from harness.core.cache import tokenized
+from harness.core.errors import RunFailed
+from harness.core.faults import fault_point
+from harness.core.hashing import canonical_json
+from harness.core.metrics import Metric
+from harness.core.paths import CONF_DIR
+from harness.core.provenance import git_state, versions
+from harness.costs.flops import flops_metrics
+from harness.costs.footprint import (PeakMemory, extra_prompt_tokens, memory_cap_check, memory_split, parameter_counts,
+                                     stored_parameter_count)
+from harness.costs.hardware import gpu_hours, hardware
+from harness.costs.latency import latency_metric, ms_per_token
+from harness.models import classifier, encoder_rules
+from harness.models.loading import ENCODER, LoadedModel, check_available, load_model, model_kind
+from harness.probes.composite import Probes, build_probes
+from harness.run import lr_search
+from harness.run.calibration import GeneralText, load_general_text, text_batches
+from harness.run.heldout import Curve, carve, curve_metrics, val_loss
+from harness.run.tracking import Tracker
+from harness.store.result_store import ResultStore
+from harness.tasks.base import EvalContext, TaskData
+from harness.train.encoding import collate, encode_pairs
+from harness.train.loop import TrainResult, batch_stream, train
+from methods._core.base import BuildContext
+
+
+@dataclass
+class Prepared:
+    """A run whose config is validated and whose identity is known, before anything heavy."""
+
+    cfg: DictConfig
+    method: methods._core.base.Method
+    budget: Budget
+    task: tasks.Task
+    data: TaskData
+    experiment: dict
+    run_id: str
+    params: param_budget.ParamSolution | None = None  # the parameter budget's solution, if it has one
+    probes: Probes | None = None  # forgetting probes and target gain, their data loaded (a miss is a HarnessError here)
+    validation: list[dict] = field(default_factory=list)  # items carved from the training pool (harness/run/heldout.py)
+    calibration_text: GeneralText | None = None  # when the method calibrates on general text
+
+    def data_identity(self) -> dict:
+        return data_identity(self.data, self.calibration_text)
+
+
+def data_identity(data: TaskData, calibration_text: GeneralText | None) -> dict:
+    """The task data's identity, plus the calibration text's when the method reads one: both are in
+    the run id and the run's data_json."""
+    return data.identity if calibration_text is None else {**data.identity, "calibration": calibration_text.identity}
+
+
+@dataclass
+class Fitted:
+    """One trained candidate: the method, its model, how training went and what it cost."""
+
+    method: methods._core.base.Method
+    model: torch.nn.Module
+    result: TrainResult
+    peak: PeakMemory
+    curve: Curve
+    calibration_time_s: float | None  # a calibrated method's look at data before training (not in train time)
+
+
+def plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def prepare(cfg: DictConfig) -> Prepared:
+    """Validate everything a run needs (raises HarnessError) and compute its run id."""
+    method = methods.build(OmegaConf.to_container(cfg.method, resolve=True))
+    budget = Budget.from_config(cfg.budget)
+    check_available(cfg.model, CONF_DIR)
+    task = tasks.build(OmegaConf.to_container(cfg.task, resolve=True))
+    if model_kind(cfg.model) == ENCODER:  # before any model loads: it sets the head's size in cfg.model
+        task = encoder_rules.adapt(cfg, task, method)
+    params = param_budget.match(cfg, budget, CONF_DIR)  # sets the method's size knob; HarnessError if infeasible
+    if params is not None and params.knob is not None:
+        method = methods.build(OmegaConf.to_container(cfg.method, resolve=True))
+    check_time_budget(cfg, budget, CONF_DIR, pick_device(cfg.device))  # HarnessError if no step fits
+    data = task.load(OmegaConf.to_container(cfg.data, resolve=True))
+    validation: list[dict] = []
+    if cfg.train.get("eval_every") or cfg.train.get("lr_sweep"):  # both need held-out training items
+        data, validation = carve(data, int(cfg.train.get("val_items", 64)))
+        lr_search.grid(method.config.lr, list(cfg.train.get("lr_sweep") or []))  # HarnessError for a bad grid
+    probes = build_probes(plain(cfg.forgetting), plain(cfg.data), Path(cfg.results_dir) / "cache" / "forgetting",
+                          CONF_DIR, task, data, int(cfg.train.max_seq_len))
+    calibration_text = None
+    if method.needs_calibration and method.calibration_data() == "general_text":
+        calibration_text = load_general_text(plain(cfg.forgetting.general_text), plain(cfg.data))
+    experiment = experiment_of({k: plain(v) for k, v in cfg.items()})
+    return Prepared(cfg, method, budget, task, data, experiment, run_id(experiment, data_identity(data, calibration_text)),
+                    params, probes, validation, calibration_text)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def execute(p: Prepared, job_dir: Path) -> tuple[dict[str, Any], list[dict]]:
+    """Run a prepared experiment and store it. Returns its runs row (finished or failed) and metric rows."""
+    cfg = p.cfg
+    store = ResultStore(cfg.results_dir)
+    device = pick_device(cfg.device)
+    lr = float(cfg.train.lr if cfg.train.lr is not None else p.method.config.lr)
+    sha, dirty = git_state()
+    machine = hardware(device)
+    row: dict[str, Any] = {
+        "run_id": p.run_id, "status": "running", "error": None,
+        "sweep": cfg.sweep_name, "sweep_dir": str(job_dir.parent), "job_dir": str(job_dir),
+        "method": p.method.name, "model": cfg.model.name, "task": p.data.name, "budget": p.budget.name,
+        "seed": int(cfg.seed), "data_seed": int(cfg.train.data_seed), "init_seed": int(cfg.train.init_seed),
+        "lr": lr, "device": str(device), "hardware_json": canonical_json(machine),
+        "memory_cap_bytes": p.budget.max_memory_bytes,
+        **({"target_params": p.params.target, "param_knob": p.params.knob, "param_knob_value": p.params.value}
+           if p.params else {}),
+        "config_json": canonical_json(OmegaConf.to_container(cfg, resolve=True)),
+        "data_json": canonical_json(p.data_identity()), "versions_json": canonical_json(versions()),
+        "git_sha": sha, "git_dirty": dirty, "harness_version": __version__,
+        "started_at": dt.datetime.now(dt.timezone.utc),
+    }
+    tracker = Tracker(cfg.wandb, p.run_id, cfg.sweep_name,
+                      [p.method.name, cfg.model.name, p.data.name, p.budget.name], p.experiment, str(job_dir))
+    metric_rows: list[dict] = []
+    samples: list[dict] = []
+    try:
+        metric_rows, samples = _train_and_evaluate(p, row, lr, device, job_dir, tracker)
+        row["status"] = "finished"
+    except Exception as exc:  # NaN loss, out of memory, or a bug: this run fails, the sweep goes on
+        row["status"], row["error"] = "failed", failure_message(exc, job_dir)
+        metric_rows, samples = [], []  # a failed run leaves no metrics behind, only its runs row
+    row["ended_at"] = dt.datetime.now(dt.timezone.utc)
+    row["gpu_hours"] = gpu_hours((row["ended_at"] - row["started_at"]).total_seconds(), machine)
+    store.write(row, metric_rows, samples if cfg.eval.log_samples else ())
+    tracker.finish(row, metric_rows)
+    return row, metric_rows
+
+
+def _train_and_evaluate(p: Prepared, row: dict, lr: float, device: torch.device, job_dir: Path,
+                        tracker: Tracker) -> tuple[list[dict], list[dict]]:
+    cfg = p.cfg
+    param_budget.release_models()  # the solver's copy of the base model must not count in this run's memory
+    torch.manual_seed(int(cfg.seed))
+    loaded = load_model(cfg.model, CONF_DIR, head_seed=int(cfg.train.init_seed))
+    model, tok = loaded.model.to(device), loaded.tokenizer
+    row["model_json"] = canonical_json(loaded.identity)
+
+    max_len = int(cfg.train.max_seq_len)
+    probes = p.probes
+    probes.baseline(model, tok, loaded.identity, device)  # the base model: before the method touches it
+
+    encoded, collate_fn = _training_set(p, loaded, max_len)
+    batch_size, data_seed, accum = int(cfg.train.batch_size), int(cfg.train.data_seed), int(cfg.train.grad_accum)
+    mean_len = sum(len(x[0]) for x in encoded) / len(encoded)
+    hint = mean_len * batch_size * accum
+    budget = p.budget.for_pool(len(encoded), batch_size, accum)
+    every = int(cfg.train.get("eval_every") or 0)
+    score_batch = int(cfg.task.get("score_batch_size", 8))
+
+    def fit(fit_lr: float, method: methods._core.base.Method, model: torch.nn.Module) -> Fitted:
+        """Calibrate, apply and train one method on `model`; the same data order every time."""
+        calibration_time_s = None
+        if method.needs_calibration:  # a stream of its own: training order stays the same for every method
+            if p.calibration_text is not None:
+                stream = text_batches(tok, p.calibration_text.text, max_len, batch_size, data_seed + 1)
+            else:
+                stream = batch_stream(encoded, batch_size, tok.pad_token_id, data_seed + 1, collate_fn)
+            start = time.perf_counter()
+            method.calibrate(model, stream)
+            calibration_time_s = time.perf_counter() - start
+        torch.manual_seed(int(cfg.train.init_seed))  # the method's own init (adapter weights): seeded apart from data order
+        model = method.apply(model, BuildContext(tok, loaded.tokenizer_path, loaded.kind, loaded.head))
+        curve = Curve(lambda: val_loss(model, tok, p.task, p.validation, score_batch, max_len, device), every)
+        curve.start()
+
+        def on_step(s: int, loss: float, cur_lr: float) -> None:
+            tracker.log({"train/loss": loss, "train/lr": cur_lr}, step=s)
+            fault_point("mid_train")
+            curve.step(s)
+
+        batches = batch_stream(encoded, batch_size, tok.pad_token_id, data_seed, collate_fn)
+        with PeakMemory(device) as peak:
+            result = train(model, method, batches, cfg.train, fit_lr, budget, device, hint, on_step=on_step)
+        if p.validation:
+            curve.finish(result.steps)
+        return Fitted(method, model, result, peak, curve, calibration_time_s)
+
+    multipliers = list(cfg.train.get("lr_sweep") or [])
+    if multipliers:  # every candidate starts from its own copy of the base model
+        base = model
+        found = lr_search.search(lr_search.grid(lr, multipliers),
+                                 lambda c: fit(c, methods.build(plain(cfg.method)), copy.deepcopy(base)),
+                                 lambda f: f.curve.points[-1][1])
+        del base
+        fitted, lr = found.fitted, found.lr
+        row.update(lr=lr, lr_grid=found.record(), lr_search_time_s=found.time_s)
+    else:
+        fitted = fit(lr, p.method, model)
+    method, model, result, peak = fitted.method, fitted.model, fitted.result, fitted.peak
+    trainable, total = parameter_counts(model)
+    row.update(trainable_params=trainable, total_params=total, trainable_pct=100.0 * trainable / total)
+    row.update(peak_mem_bytes=peak.peak_bytes, peak_mem_kind=peak.kind, train_time_s=result.time_s,
+               calibration_time_s=fitted.calibration_time_s,
+               train_steps=result.steps, train_tokens=result.tokens, stop_reason=result.stop_reason,
+               tokens_per_s=result.tokens / result.time_s if result.time_s > 0 else None,
+               within_memory_cap=memory_cap_check(peak.peak_bytes, budget.max_memory_bytes))
+    costs = memory_split(model, result.optimizer_bytes, peak, "cost")
+    costs += flops_metrics(model, trainable, method.training_step is not None, result.tokens, result.sequences,
+                           extra_prompt_tokens(model), result.steps, "cost")
+    costs += curve_metrics(fitted.curve.points, float(cfg.train.get("steps_to_target_fraction", 0.9)), p.data.name,
+                           len(p.validation))
+
+    row["adapter_bytes"] = method.save(model, job_dir / "adapter")
+    row["stored_params"] = stored_parameter_count(job_dir / "adapter")
+    costs += _latency(model, tok, device, int(cfg.eval.get("latency_tokens", 0)), "unmerged")
+    eval_start = time.perf_counter()
+    merged = cfg.eval.merge_adapters and method.mergeable
+    if merged:
+        method.merge(model)
+    ctx = EvalContext(model, tok, device, max_len)
+    metrics = p.task.evaluate(ctx, p.data)
+    fault_point("mid_eval")
+    if ctx.identity:
+        row["data_json"] = canonical_json({**p.data_identity(), "evaluation": ctx.identity})
+    metrics += probes.measure(model, tok, device, metrics, ctx.samples)
+    row["eval_time_s"] = time.perf_counter() - eval_start
+    if merged:  # timed after the evaluation, so that eval_time_s stays evaluation only
+        costs += _latency(model, tok, device, int(cfg.eval.get("latency_tokens", 0)), "merged")
+
+    tracker.log({f"{m.task}/{m.metric}": m.value for m in metrics})
+    curve = [Metric(p.data.name, "train_loss", loss, None, 1, False, "train_loss/v1", step) for step, loss in result.losses]
+    return [m.row() for m in metrics + costs + curve], ctx.samples
+
+
+def _training_set(p: Prepared, loaded: LoadedModel, max_len: int) -> tuple[list, Callable]:
+    """The training items as the model consumes them, and the function that batches them: an
+    encoder's are classification examples; a causal LM's are (prompt, target) token ids with the
+    loss on the target. Their tokenization is cached across the runs of a sweep."""
+    tok, cache_root = loaded.tokenizer, Path(p.cfg.results_dir) / "cache" / "tokenized"
+    if loaded.kind == ENCODER:
+        return p.task.examples(tok, p.data.train, max_len, cache_root), classifier.collate
+
+    def encode(pairs):
+        encoded = encode_pairs(tok, pairs, max_len)
+        return [(ids + [tok.eos_token_id], labels + [tok.eos_token_id]) for ids, labels in encoded]
+
+    pairs = [p.task.training_pair(x) for x in p.data.train]
+    return tokenized(cache_root, tok, pairs, {"max_len": max_len, "append": "eos"}, encode), collate
+
+
+def _latency(model, tok, device: torch.device, n_tokens: int, which: str) -> list[Metric]:
+    """Latency rows (harness/costs/latency.py), plus the virtual tokens prompt methods add; none when
+    `eval.latency_tokens` is 0."""
+    if n_tokens <= 0:
+        return []
+    rows = [latency_metric("cost", which, ms_per_token(model, tok, device, n_tokens), n_tokens)]
+    if which == "unmerged":
+        rows.append(Metric("cost", "prompt_extra_tokens", float(extra_prompt_tokens(model)), None, 1, False,
+                           "cost/latency/v1"))
+    return rows
+
+
+def failure_message(exc: BaseException, job_dir: Path) -> str:
+    """One line for the runs row; an unexpected exception also leaves its traceback in the job folder."""
+    first = (str(exc).splitlines() or [""])[0]
+    if isinstance(exc, (RunFailed, torch.OutOfMemoryError)):
+        return first
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / "error.txt").write_text(traceback.format_exc())
+    return f"{type(exc).__name__}: {first} (traceback in {job_dir / 'error.txt'})"
+
+
+def write_job_marker(job_dir: Path, run_id: str, status: str) -> None:
+    """`run.json` in the job folder ties Hydra's output folder to the run id (the sweep summary reads it)."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / "run.json").write_text(json.dumps({"run_id": run_id, "status": status}))

@@ -1,0 +1,1 @@
+"""Training: the loop and the text-to-token encoding it trains on."""
