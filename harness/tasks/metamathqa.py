@@ -16,13 +16,11 @@ Training pool (`task.train_pool`):
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Mapping
 
 from harness.core.errors import HarnessError
 from harness.core.hashing import hash_object
-from harness.data.layout import HubRequest, LocalDataset, json_file
+from harness.data.layout import HubRequest, LocalDataset, json_file, read_json_rows
 from harness.data.sources import first_available, hub_loader, read_local
 from harness.tasks import register
 from harness.tasks.base import TaskData
@@ -34,14 +32,7 @@ SUBSTITUTE_MARK = "~"  # task name suffix: `<task>~<substitute training pool>`
 
 def _local_file(data_dir: str | None, relative: str):
     """The release file (a JSON array, or JSON Lines by suffix) under data.dir."""
-
-    def parse(path: Path) -> list[dict]:
-        with open(path, encoding="utf-8") as f:
-            if path.suffix == ".jsonl":
-                return [json.loads(line) for line in f if line.strip()]
-            return json.load(f)
-
-    return lambda: read_local(data_dir, relative, parse)
+    return lambda: read_local(data_dir, relative, read_json_rows)
 
 
 def metamathqa_dataset(train_sources: Mapping[str, Any]) -> LocalDataset:
