@@ -18,11 +18,14 @@ def main() -> int:
     from harness.core.errors import HarnessError
 
     try:
-        from harness.cli import app, preflight
+        from harness.cli import app, preflight, skip_done
 
         overrides = [a for a in sys.argv[1:] if not a.startswith("-") or a in ("-m", "--multirun")]
         if overrides == sys.argv[1:]:  # Hydra flags (--help, --cfg, ...) skip the preflight
-            preflight.check(overrides)
+            jobs = preflight.plan(overrides)
+            if skip_done.all_finished(jobs):  # a rerun of a finished sweep: nothing to launch
+                skip_done.report_all_finished(jobs)
+                return 0
         app.run()
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -17,8 +17,8 @@ fractions of it: no pruning in the first `warmup_fraction`, the rank pattern fro
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from peft import AdaLoraConfig as PeftAdaLoraConfig
@@ -83,6 +83,8 @@ class AdaLoRAConfig(LoRAConfig):
 @register
 class AdaLoRA(PeftMethod):
     name = "adalora"
+    distributed_refusal = ("PEFT adds its orthogonality penalty inside the model's loss, so each process would add it "
+                           "once and the ranks together would count it once per process")
     config_class = AdaLoRAConfig
     family = "lora"
     paper = "AdaLoRA: Adaptive Budget Allocation for Parameter-Efficient Fine-Tuning (2023), arXiv:2303.10512"
@@ -106,11 +108,33 @@ class AdaLoRA(PeftMethod):
             task_type="CAUSAL_LM",
         )
 
+    def __init__(self, config: AdaLoRAConfig):
+        super().__init__(config)
+        self.allocations = 0  # calls of peft's update_and_allocate so far: its global_step
+
     def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
         optimizer = super().build_optimizer(model, lr)
-        steps = itertools.count()
         # Reallocation scores each triplet by |weight x gradient|, so it has to run between
         # optimizer.step() and zero_grad(); `on_step` comes before the next forward, when the
         # gradients are already gone. A step post-hook is exactly that moment.
-        optimizer.register_step_post_hook(lambda *_: model.base_model.update_and_allocate(next(steps)))
+        self.allocations = 0  # a new optimizer is a new training
+        optimizer.register_step_post_hook(lambda *_: self._allocate(model))
         return optimizer
+
+    def _allocate(self, model: nn.Module) -> None:
+        model.base_model.update_and_allocate(self.allocations)
+        self.allocations += 1
+
+    def checkpoint_state(self, model: nn.Module) -> dict[str, Any]:
+        # The allocator's smoothed importance scores and the rank pattern it settled on so far.
+        allocator = model.base_model.rankallocator
+        return {"allocations": self.allocations, "ipt": allocator.ipt, "exp_avg_ipt": allocator.exp_avg_ipt,
+                "exp_avg_unc": allocator.exp_avg_unc, "rank_pattern": allocator.peft_config.rank_pattern}
+
+    def restore_state(self, model: nn.Module, state: dict[str, Any]) -> None:
+        self.allocations = state["allocations"]
+        allocator = model.base_model.rankallocator
+        device = next(p.device for p in model.parameters() if p.requires_grad)
+        for name in ("ipt", "exp_avg_ipt", "exp_avg_unc"):
+            setattr(allocator, name, {k: v.to(device) for k, v in state[name].items()})
+        allocator.peft_config.rank_pattern = state["rank_pattern"]

@@ -71,5 +71,5 @@ class GMT(FullFineTuning):
     )
 
     def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
-        params = [p for p in model.parameters() if p.requires_grad]
+        params = self.trainable_parameters(model)
         return GradientMaskedAdamW(params, self.config.mask_ratio, lr=lr, weight_decay=self.config.weight_decay)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -56,6 +57,8 @@ class LISA(Method):
     )
     backend = "native"
     mergeable = True  # trains in place: nothing to fold
+    distributed_refusal = ("it changes which layers train every few steps, while data-parallel training fixes the "
+                           "trained parameters when it starts")
 
     def __init__(self, config: LISAConfig):
         super().__init__(config)
@@ -75,9 +78,12 @@ class LISA(Method):
         self._draw(model)
         return model
 
+    def trainable_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        return list(model.parameters())  # layers frozen now are drawn later
+
     def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
         # Every parameter, because layers frozen now are drawn later; AdamW skips grad-less ones.
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=self.config.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.trainable_parameters(model), lr=lr, weight_decay=self.config.weight_decay)
         return self.optimizer
 
     def on_step(self, model: nn.Module, step: int) -> None:
@@ -85,15 +91,35 @@ class LISA(Method):
             self._draw(model)
 
     def _draw(self, model: nn.Module) -> None:
-        layers = decoder_layers(model)
-        order = torch.randperm(len(layers), generator=self.generator)
-        self.active = sorted(order[: self.config.n_layers].tolist())
-        self.ever_active.update(self.active)
-        for i, layer in enumerate(layers):
+        order = torch.randperm(len(decoder_layers(model)), generator=self.generator)
+        self._activate(model, sorted(order[: self.config.n_layers].tolist()))
+
+    def _activate(self, model: nn.Module, active: list[int]) -> None:
+        self.active = active
+        self.ever_active.update(active)
+        for i, layer in enumerate(decoder_layers(model)):
             layer.requires_grad_(i in self.active)
             if i not in self.active and self.optimizer is not None:
                 for p in layer.parameters():
                     self.optimizer.state.pop(p, None)
+
+    def checkpoint_state(self, model: nn.Module) -> dict[str, Any]:
+        # Layers trained earlier and frozen now have moved from their pretrained values too.
+        layers = decoder_layers(model)
+        frozen = {f"{i}.{name}": p.detach() for i in sorted(set(self.ever_active) - set(self.active))
+                  for name, p in layers[i].named_parameters()}
+        return {"generator": self.generator.get_state(), "active": self.active,
+                "ever_active": sorted(self.ever_active), "frozen_layers": frozen}
+
+    def restore_state(self, model: nn.Module, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.ever_active = set(state["ever_active"])
+        self._activate(model, list(state["active"]))
+        layers = decoder_layers(model)
+        with torch.no_grad():
+            for key, value in state["frozen_layers"].items():
+                index, name = key.split(".", 1)
+                layers[int(index)].get_parameter(name).copy_(value)
 
     def save(self, model: nn.Module, directory: Path) -> int:
         layers = decoder_layers(model)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -93,6 +94,9 @@ class MeZO(Method):
     paper = "Fine-Tuning Language Models with Just Forward Passes (2023), arXiv:2305.17333"
     backend = "native"
     mergeable = True  # full: nothing to fold; lora: peft folds the pairs
+    gradient_checkpointing_refusal = "it computes no gradients (two forward passes per step), so there are no activations to save"
+    distributed_refusal = ("its step is two perturbed forward passes and a seeded update, not a gradient the ranks "
+                           "could average")
 
     def __init__(self, config: MeZOConfig):
         super().__init__(config)
@@ -107,7 +111,7 @@ class MeZO(Method):
         return self.underlying.apply(model, context)
 
     def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
-        params = [p for p in model.parameters() if p.requires_grad]
+        params = self.trainable_parameters(model)
         self.optimizer = ZerothOrderSGD(params, lr, self.config.weight_decay)
         return self.optimizer
 
@@ -124,6 +128,12 @@ class MeZO(Method):
         projected = scale * (loss_plus - loss_minus) / (2 * eps)  # scale: a mean over accumulated micro-batches
         self.optimizer.pending.append((seed, float(projected)))
         return scale * (loss_plus + loss_minus) / 2
+
+    def checkpoint_state(self, model: nn.Module) -> dict[str, Any]:
+        return {"seeds": self.seeds.get_state()}  # the optimizer's pending pairs are empty between steps
+
+    def restore_state(self, model: nn.Module, state: dict[str, Any]) -> None:
+        self.seeds.set_state(state["seeds"])
 
     @staticmethod
     @torch.no_grad()

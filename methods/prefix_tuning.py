@@ -49,6 +49,8 @@ class PrefixTuning(PeftMethod):
     size_knob = SizeKnob("num_virtual_tokens", high=1024)
     config_class = PrefixTuningConfig
     family = "prompt"
+    gradient_checkpointing_refusal = ("its prefixes enter each layer as a key/value cache, which checkpointed layers "
+                                      "drop (transformers replays them without a cache)")
     paper = "Prefix-Tuning: Optimizing Continuous Prompts for Generation (2021), arXiv:2101.00190"
     target_option = None
 

@@ -77,7 +77,7 @@ class QLoRA(LoRA):
             )
         self._quantize(model, device)
         if self.config.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         return super().apply(model, context)
 
     def _quantize(self, model: nn.Module, device: torch.device) -> None:

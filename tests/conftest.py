@@ -48,6 +48,22 @@ def tiny_model():
     return lambda: load_model(cfg, CONF_DIR)
 
 
+@pytest.fixture(scope="module")
+def bases():
+    """tiny-random-llama loaded once per base dtype (fp32, bf16); `bases(dtype)` returns the loaded
+    model and a fresh copy of its weights."""
+    import copy
+
+    import yaml
+
+    from harness.core.paths import CONF_DIR
+    from harness.models.loading import load_model
+
+    cfg = yaml.safe_load((CONF_DIR / "model" / "tiny-random-llama.yaml").read_text())
+    loaded = {dtype: load_model(cfg, CONF_DIR, dtype=dtype) for dtype in ("fp32", "bf16")}
+    return lambda dtype: (loaded[dtype], copy.deepcopy(loaded[dtype].model))
+
+
 def run_cli(args: list[str], results: Path, env_extra: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
     return subprocess.run(

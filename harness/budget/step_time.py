@@ -21,7 +21,9 @@ from harness.budget.param_budget import applied_copy, synthetic_batches
 from harness.budget.spec import Budget
 from harness.core.errors import HarnessError
 from harness.core.hashing import canonical_json
+from harness.models.precision import Precision
 from harness.train.loop import train
+from harness.train.ready import ready_to_train
 
 PROBE_TOKENS = 16
 
@@ -43,11 +45,15 @@ def _measure(cfg: DictConfig, options: dict, configs_dir: Path, device: torch.de
                                  int(cfg.train.get("init_seed", cfg.seed)))
     batches = synthetic_batches(model.config.vocab_size, int(cfg.train.batch_size), PROBE_TOKENS,
                                 cfg.model.get("num_labels"))  # set for encoders only (harness/models/encoder_rules.py)
+    precision = Precision.of(cfg.model.dtype, device, cfg.train.precision)  # model.dtype resolved by the run's prepare
+    model.to(precision.base)
+    ready_to_train(model, method, bool(cfg.train.gradient_checkpointing))
     stamps: list[float] = []
     lr = float(cfg.train.lr if cfg.train.lr is not None else method.config.lr)
     with contextlib.redirect_stderr(io.StringIO()):  # no progress bar: a preflight error stays one line
         train(model.to(device), method, batches, cfg.train, lr, Budget("step_probe", max_steps=2), device,
-              PROBE_TOKENS * int(cfg.train.batch_size), on_step=lambda *_: stamps.append(time.perf_counter()))
+              PROBE_TOKENS * int(cfg.train.batch_size), on_step=lambda *_: stamps.append(time.perf_counter()),
+              precision=precision)
     return stamps[1] - stamps[0]
 
 

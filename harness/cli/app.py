@@ -16,8 +16,10 @@ from harness.cli.console import SweepPosition, job_console
 from harness.cli.preflight import SWEEP_JOBS_ENV
 from harness.cli.summary import run_label
 from harness.core.paths import CONF_DIR
+from harness.distributed.world import export_slurm_world
 from harness.run.experiment import execute, prepare, write_job_marker
 from harness.store.result_store import ResultStore
+from harness.train import checkpoint
 
 FAILED_RUNS: list[str] = []
 
@@ -57,6 +59,7 @@ def run(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     job_dir = Path(hydra_cfg.runtime.output_dir)
     _limit_threads()
+    export_slurm_world()  # before the config reads WORLD_SIZE (train.world_size)
     with job_console(job_dir, SweepPosition.of_job(hydra_cfg)) as console:
         prepared = prepare(cfg)
         label = run_label(prepared.method.name, cfg.model.name, prepared.data.name, prepared.budget.name, cfg.seed)
@@ -65,7 +68,13 @@ def run(cfg: DictConfig) -> None:
             write_job_marker(job_dir, prepared.run_id, "finished")
             console.skip(label, f"run {prepared.run_id} already finished (force=true reruns it)")
             return
+        if not prepared.world.main:  # another process of a torchrun: it trains its share, rank 0 reports
+            execute(prepared, job_dir)
+            return
         console.start(label)
+        if any(checkpoint.folder(cfg.results_dir, prepared.run_id).glob("*.pt")):
+            console.say(f"{console.tag('resume')} {label}: from its last checkpoint in "
+                        f"{checkpoint.folder(cfg.results_dir, prepared.run_id)}")
         write_job_marker(job_dir, prepared.run_id, "running")
         row, metrics = execute(prepared, job_dir)
         write_job_marker(job_dir, prepared.run_id, row["status"])

@@ -3,19 +3,24 @@ sweep fails in a second with a one-line error instead of after hours, with no ro
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException
-from omegaconf import OmegaConf
 
+from harness.cli.job_configs import JobComposer
+from harness.cli.skip_done import PlannedJob
+from harness.cli.summary import run_label
 from harness.config.checks import check_options
 from harness.core.errors import HarnessError
+from harness.core.memo import preflight_scope
 from harness.core.paths import CONF_DIR
 from harness.run.experiment import prepare
 from harness.run.tracking import check_config as check_wandb
@@ -78,14 +83,15 @@ def _missing_option_message(exc: MissingConfigException) -> str:
     return str(exc).splitlines()[0]
 
 
-def check_environment() -> None:
-    """Refuse launch modes that would run every job several times at once."""
+def check_environment(n_jobs: int) -> None:
+    """Under torchrun / accelerate launch (WORLD_SIZE > 1) the processes share one run
+    (harness/distributed/); a sweep there would run every job in every process at once."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world > 1:
+    if world > 1 and n_jobs > 1:
         raise HarnessError(
-            f"launched as {world} processes (WORLD_SIZE={world}, e.g. by `accelerate launch` or torchrun); the training "
-            "loop uses one device per run, so every process would run the same jobs: launch `python -m harness` "
-            "directly, with one device per job (+launcher=local_parallel, +launcher=slurm, +launcher=ray)"
+            f"a sweep of {n_jobs} jobs was launched as {world} processes (WORLD_SIZE={world}, by torchrun or "
+            "`accelerate launch`), which share one run: launch the sweep with `python -m harness` and make each job "
+            "a torchrun (+launcher=slurm_multinode), or torchrun one run at a time"
         )
 
 
@@ -105,16 +111,41 @@ def check_launcher_order(overrides: Sequence[str]) -> None:
 
 def check(overrides: Sequence[str]) -> int:
     """Compose and validate every job; returns the number of jobs. Raises HarnessError."""
-    check_environment()
+    return len(plan(overrides))
+
+
+def plan(overrides: Sequence[str]) -> list[PlannedJob]:
+    """Compose and validate every job, in order (the first bad one raises HarnessError); each job's
+    label and run id. What repeats across jobs is done once: composition per distinct set of group
+    choices (harness/cli/job_configs.py), task data, probes and model checks per distinct key
+    (harness/core/memo.py)."""
     check_launcher_order(overrides)
     jobs = expand_jobs(overrides)
-    for job in jobs:
-        cfg = _compose([o for o in job if not o.startswith("hydra.")])
-        OmegaConf.resolve(cfg)
-        check_options(OmegaConf.to_container(cfg))  # types and ranges first: nothing below sees a bad value
-        prepare(cfg)
-        check_wandb(cfg.wandb)
+    check_environment(len(jobs))
+    composer = JobComposer(_compose)
+    planned: list[PlannedJob] = []
+    with preflight_scope(), _long_lived_objects_frozen():
+        for job in jobs:
+            resolved = composer.resolved([o for o in job if not o.startswith("hydra.")])
+            cfg = resolved.config
+            check_options(resolved.plain)  # types and ranges first: nothing below sees a bad value
+            prepared = prepare(cfg)
+            check_wandb(cfg.wandb)
+            label = run_label(prepared.method.name, cfg.model.name, prepared.data.name, prepared.budget.name, cfg.seed)
+            planned.append(PlannedJob(label, prepared.run_id, str(cfg.results_dir), bool(cfg.force), str(cfg.sweep_name)))
     # Launchers that run jobs side by side start them with this environment: each job sizes its
     # share of the CPU cores from it (harness.cli.app).
     os.environ[SWEEP_JOBS_ENV] = str(len(jobs))
-    return len(jobs)
+    return planned
+
+
+@contextmanager
+def _long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the garbage collector's full passes off the objects alive before the loop (torch,
+    transformers, the memoised data): each job leaves a few thousand cyclic config nodes behind, and
+    every full pass would walk those millions of old objects again."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -26,8 +26,9 @@ def run_line(row: dict, metrics: Iterable[dict]) -> str:
         return f"{head}: {row.get('error')}"
     values = {m["metric"]: m["value"] for m in metrics if m["step"] is None}
     shown = " ".join(f"{k}={values[k]:.4f}" for k in HEADLINE if k in values)
+    speed = f"{row['tokens_per_s']:.0f} tok/s " if row.get("tokens_per_s") is not None else ""  # none: no training
     return (f"{head}: {shown} | trainable={row['trainable_params']:,} train={row['train_time_s']:.0f}s "
-            f"{row['tokens_per_s']:.0f} tok/s peak_mem={row['peak_mem_bytes'] / 2**20:.0f}MiB"
+            f"{speed}peak_mem={row['peak_mem_bytes'] / 2**20:.0f}MiB"
             f"\n  {learning_vs_forgetting(row['task'], metrics)}")
 
 

@@ -11,8 +11,10 @@ import functools
 import os
 import platform
 import subprocess
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a run measures; the report reads `hardware_key` without it
+    import torch
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,6 +43,8 @@ def nvidia_driver() -> str | None:
 
 def gpus(device: torch.device) -> list[dict]:
     """One entry per GPU the run used: its name, memory and compute capability."""
+    import torch
+
     if device.type != "cuda":
         return []
     index = device.index if device.index is not None else torch.cuda.current_device()
@@ -51,6 +55,8 @@ def gpus(device: torch.device) -> list[dict]:
 
 def hardware(device: torch.device) -> dict:
     """The runs row's `hardware_json`: accelerator(s), driver, CUDA/cuDNN as torch sees them, CPU."""
+    import torch
+
     used = gpus(device)
     return {
         "device_type": device.type,
@@ -73,6 +79,6 @@ def hardware_key(info: dict) -> str:
     return f"cpu: {info.get('cpu_model', 'unknown')} ({info.get('torch_threads', '?')} threads)"
 
 
-def gpu_hours(wall_seconds: float, info: dict) -> float | None:
-    """GPU-hours a run held: wall time x GPUs; None for a run that used no GPU."""
-    return wall_seconds * info["gpu_count"] / 3600.0 if info.get("gpu_count") else None
+def gpu_hours(wall_seconds: float, info: dict, processes: int = 1) -> float | None:
+    """GPU-hours a run held: wall time x GPUs per process x processes; None for a run that used no GPU."""
+    return wall_seconds * info["gpu_count"] * processes / 3600.0 if info.get("gpu_count") else None

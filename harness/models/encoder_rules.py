@@ -19,11 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 
 import methods
 from harness.core.errors import HarnessError
+from harness.core.notices import notice_once
 from harness.models.loading import ENCODER
 from harness.probes.composite import probe_names
 from harness.tasks.base import Task
-
-_SHOWN: set[str] = set()  # notices already printed: the preflight and the run prepare the same job
 
 
 def adapt(cfg: DictConfig, task: Task, method: methods._core.base.Method) -> Task:
@@ -47,12 +46,6 @@ def adapt(cfg: DictConfig, task: Task, method: methods._core.base.Method) -> Tas
                      ("eval.latency_tokens", 0)):
         OmegaConf.update(cfg, key, off, force_add=True)
     if skipped:
-        _notice(f"[harness] {model} is an encoder: skipped {', '.join(skipped)} (probes and latency need a language-model "
+        notice_once(f"[harness] {model} is an encoder: skipped {', '.join(skipped)} (probes and latency need a language-model "
                 "head, target_gain's base would be an untrained head); the run's config records them as off")
     return head_task
-
-
-def _notice(line: str) -> None:
-    if line not in _SHOWN:
-        _SHOWN.add(line)
-        print(line, flush=True)

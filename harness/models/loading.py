@@ -38,6 +38,7 @@ from transformers import (
 from harness.core.errors import HarnessError
 from harness.core.hashing import hash_file, hash_object
 from harness.core.paths import cache_dir, package_dir
+from harness.models.precision import DTYPES
 
 SOURCES = ("hub", "gguf_package", "package", "random_init")
 CAUSAL, ENCODER = "causal", "encoder"
@@ -59,17 +60,24 @@ def model_kind(cfg: Mapping[str, Any]) -> str:
     return cfg.get("kind") or CAUSAL
 
 
-def load_model(cfg: Mapping[str, Any], configs_dir: Path, head_seed: int = 0) -> LoadedModel:
-    """Load the base model described by the `model` config node, in fp32 on CPU."""
+def load_model(cfg: Mapping[str, Any], configs_dir: Path, head_seed: int = 0, dtype: str = "fp32") -> LoadedModel:
+    """Load the base model described by the `model` config node on CPU, its weights in `dtype`
+    (a resolved `model.dtype`: fp32, bf16 or fp16; harness/models/precision.py). A new head is
+    initialised in fp32 and cast with the rest; the method keeps what it trains in fp32."""
     check_available(cfg, configs_dir)
-    source = cfg.get("source")
+    source, torch_dtype = cfg.get("source"), DTYPES[dtype]
     if source == "hub":
-        return _from_hub(cfg, head_seed)
-    if source == "gguf_package":
-        return _from_gguf_package(cfg)
-    if source == "package":
-        return _from_package(cfg, head_seed)
-    return _random_init(cfg, configs_dir)
+        loaded = _from_hub(cfg, head_seed, torch_dtype)
+    elif source == "gguf_package":
+        loaded = _from_gguf_package(cfg, torch_dtype)
+    elif source == "package":
+        loaded = _from_package(cfg, head_seed, torch_dtype)
+    else:
+        loaded = _random_init(cfg, configs_dir)
+    if dtype != "fp32":
+        loaded.model.to(torch_dtype)  # a no-op where the weights were read in it; a new head and random init are cast once
+        loaded.identity["dtype"] = dtype  # absent: fp32, as in rows written before model.dtype existed
+    return loaded
 
 
 def check_available(cfg: Mapping[str, Any], configs_dir: Path) -> None:
@@ -103,11 +111,12 @@ def _finish_tokenizer(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     return tok
 
 
-def _pretrained(cfg: Mapping[str, Any], where: str | Path, head_seed: int, **kwargs: Any
+def _pretrained(cfg: Mapping[str, Any], where: str | Path, head_seed: int, dtype: torch.dtype, **kwargs: Any
                 ) -> tuple[PreTrainedModel, tuple[str, ...], dict[str, Any]]:
-    """The model with the head of its kind, the modules that head added, and what identifies the head."""
+    """The model with the head of its kind, the modules that head added, and what identifies the head.
+    A causal LM is read in `dtype`; an encoder in fp32, so its new head's init does not depend on it."""
     if model_kind(cfg) == CAUSAL:
-        return AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **kwargs), (), {}
+        return AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kwargs), (), {}
     num_labels = cfg.get("num_labels")
     if not num_labels:
         raise HarnessError(f"model {cfg['name']!r} is an encoder: model.num_labels must be set (the harness sets it from the task)")
@@ -119,10 +128,10 @@ def _pretrained(cfg: Mapping[str, Any], where: str | Path, head_seed: int, **kwa
     return model, head, {"kind": ENCODER, "head": {"num_labels": int(num_labels), "modules": list(head), "init_seed": head_seed}}
 
 
-def _from_hub(cfg: Mapping[str, Any], head_seed: int) -> LoadedModel:
+def _from_hub(cfg: Mapping[str, Any], head_seed: int, dtype: torch.dtype) -> LoadedModel:
     hub_id, revision = cfg["hub_id"], cfg.get("revision") or "main"
     try:
-        model, head, head_identity = _pretrained(cfg, hub_id, head_seed, revision=revision)
+        model, head, head_identity = _pretrained(cfg, hub_id, head_seed, dtype, revision=revision)
         tok = _finish_tokenizer(AutoTokenizer.from_pretrained(hub_id, revision=revision))
     except OSError as exc:  # not on the hub, gated, or not in the offline cache
         raise HarnessError(f"could not load {hub_id}@{revision}: {str(exc).splitlines()[0]}") from exc
@@ -142,9 +151,9 @@ def package_model_dir(cfg: Mapping[str, Any]) -> Path:
                        f"model_type under {root}); reinstall it")
 
 
-def _from_package(cfg: Mapping[str, Any], head_seed: int) -> LoadedModel:
+def _from_package(cfg: Mapping[str, Any], head_seed: int, dtype: torch.dtype) -> LoadedModel:
     folder = package_model_dir(cfg)
-    model, head, head_identity = _pretrained(cfg, folder, head_seed)
+    model, head, head_identity = _pretrained(cfg, folder, head_seed, dtype)
     tok = _finish_tokenizer(AutoTokenizer.from_pretrained(folder))
     weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
     identity = {"name": cfg["name"], "source": "package", "package": cfg["package"],
@@ -192,9 +201,9 @@ def _convert_gguf(gguf: Path, target: Path, meta: dict[str, Any]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _from_gguf_package(cfg: Mapping[str, Any]) -> LoadedModel:
+def _from_gguf_package(cfg: Mapping[str, Any], dtype: torch.dtype) -> LoadedModel:
     folder, meta = converted_gguf_dir(cfg)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     tok = _finish_tokenizer(AutoTokenizer.from_pretrained(folder))
     return LoadedModel(model, tok, str(folder), {**meta, "note": cfg.get("note", "")})
 

@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from harness.core.errors import HarnessError
 from harness.core.metrics import Metric
+from harness.core.notices import notice_once
 from harness.data.general_text import general_text
 from harness.data.sources import DataMissing
 from harness.probes.base import Probe
@@ -54,16 +55,6 @@ def probe_names(cfg: Mapping[str, Any]) -> list[str]:
     return names
 
 
-_NOTICED: set[str] = set()
-
-
-def notice_once(message: str) -> None:
-    """Print a probe's fallback once per process: the preflight builds the probes of every job of a sweep."""
-    if message not in _NOTICED:
-        _NOTICED.add(message)
-        print(f"[harness] forgetting: {message}", flush=True)
-
-
 def build_probes(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], cache_root: Path, conf_dir: Path,
                  task: Task, data: TaskData, max_len: int) -> Probes:
     """The configured probes; `general_text` falls back to `kl_drift` when no text source works."""
@@ -75,7 +66,8 @@ def build_probes(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], cache_root
             except DataMissing as miss:  # like general_text: a probe's data is optional unless required
                 if cfg["general_suite"].get("required", False):
                     raise
-                notice_once(f"{miss}; general_suite skipped (forgetting.general_suite.required=true makes this an error)")
+                notice_once(f"[harness] forgetting: {miss}; general_suite skipped "
+                            "(forgetting.general_suite.required=true makes this an error)")
         elif name == "kl_drift":
             probes.append(KLDriftProbe(cfg["kl_drift"]))
         else:
@@ -85,7 +77,7 @@ def build_probes(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], cache_root
             except HarnessError as miss:
                 if not cfg.get("fallback_to_kl", True):
                     raise
-                notice_once(f"{miss}; falling back to kl_drift")
+                notice_once(f"[harness] forgetting: {miss}; falling back to kl_drift")
                 if "kl_drift" not in probe_names(cfg):
                     probes.append(KLDriftProbe(cfg["kl_drift"]))
     gain = TargetGain(cache_root, task, data, max_len) if cfg.get("target_gain", True) else None

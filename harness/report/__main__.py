@@ -12,6 +12,9 @@ import argparse
 import sys
 
 
+PRINTED_ROWS = 40  # leaderboard rows on the console; the files hold every row
+
+
 def _confidence(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -24,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")  # headless: never open a window or need a display
     from harness.core.errors import HarnessError
-    from harness.report.build import write_report
+    from harness.report.build import slug, write_report
     from harness.report.reference import available, load_reference, write_references
     from harness.report.tables import markdown
 
@@ -47,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     for problem in written.problems:
         print(f"warning: {problem}", file=sys.stderr)
     for report in written.tasks:
-        print(f"== {report.task}: leaderboard\n{markdown(report.leaderboard_text())}\n")
+        board = report.leaderboard_text()
+        if len(board) <= PRINTED_ROWS:
+            print(f"== {report.task}: leaderboard\n{report.leaderboard_markdown}\n")
+        else:  # thousands of configurations: the best ones here, all of them in the file
+            print(f"== {report.task}: leaderboard, best {PRINTED_ROWS} of {len(board)} (all in "
+                  f"{written.out_dir / (slug(report.task) + '_leaderboard.md')})\n{markdown(board.head(PRINTED_ROWS))}\n")
     for ref in references:
         print(f"== reference {ref.name}: {ref.summary}\n{markdown(ref.text)}\n")
     files = len(written.files) + sum(len(ref.files) for ref in references)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +42,15 @@ class TaskReport:
 
     def comparisons_text(self) -> pd.DataFrame:
         return format_comparisons(self.comparisons, self.headline, self.confidence)
+
+    @cached_property
+    def leaderboard_markdown(self) -> str:
+        """Made once: its file, index.md and the console show it (thousands of rows take seconds)."""
+        return markdown(self.leaderboard_text())
+
+    @cached_property
+    def comparisons_markdown(self) -> str:
+        return markdown(self.comparisons_text())
 
     def pareto_pairs(self) -> list[tuple[str, str]]:
         """(quality, cost) pairs for Pareto frontiers; forgetting counts as a cost."""
@@ -90,11 +100,13 @@ class WrittenReport:
     tasks: list[TaskReport]
 
 
-def write_table(numbers: pd.DataFrame, text: pd.DataFrame, out_dir: Path, stem: str, title: str) -> list[Path]:
-    """One table three ways: its numbers as CSV, its formatted text as markdown and as an HTML page."""
+def write_table(numbers: pd.DataFrame, text: pd.DataFrame, out_dir: Path, stem: str, title: str,
+                text_markdown: str | None = None) -> list[Path]:
+    """One table three ways: its numbers as CSV, its formatted text as markdown (`text_markdown`
+    when it is made already) and as an HTML page."""
     paths = [out_dir / f"{stem}.{ext}" for ext in ("csv", "md", "html")]
     numbers.to_csv(paths[0], index=False)
-    paths[1].write_text(markdown(text) + "\n", encoding="utf-8")
+    paths[1].write_text((markdown(text) if text_markdown is None else text_markdown) + "\n", encoding="utf-8")
     paths[2].write_text(html_page(text, title), encoding="utf-8")
     return paths
 
@@ -104,9 +116,9 @@ def _index(results_dir: Path, problems: list[str], sections: list[tuple[TaskRepo
     lines += [f"- warning: {p}" for p in problems] + ([""] if problems else [])
     for report, stems in sections:
         lines += [f"## {report.task}", "", f"### Leaderboard: {short_label(report.headline)}", "",
-                  markdown(report.leaderboard_text()), ""]
+                  report.leaderboard_markdown, ""]
         if not report.comparisons.empty:
-            lines += ["### Paired comparisons (same seeds)", "", markdown(report.comparisons_text()), ""]
+            lines += ["### Paired comparisons (same seeds)", "", report.comparisons_markdown, ""]
         lines += ["### Figures", ""] + [f"![{s}]({s}.png) ([PDF]({s}.pdf))" for s in stems] + [""]
     return "\n".join(lines)
 
@@ -123,10 +135,11 @@ def write_report(results_dir: Path | str, out_dir: Path | str | None = None, met
     files, sections = [], []
     for task in results.tasks:
         report = task_report(results, task, metric, confidence)
-        files += write_table(report.leaderboard, report.leaderboard_text(), out, f"{slug(task)}_leaderboard", f"{task}: leaderboard")
+        files += write_table(report.leaderboard, report.leaderboard_text(), out, f"{slug(task)}_leaderboard",
+                             f"{task}: leaderboard", report.leaderboard_markdown)
         if not report.comparisons.empty:
             files += write_table(report.comparisons, report.comparisons_text(), out, f"{slug(task)}_comparisons",
-                                  f"{task}: paired comparisons")
+                                 f"{task}: paired comparisons", report.comparisons_markdown)
         figures = task_figures(report, colors)
         for stem, fig in figures.items():
             files += save_figure(fig, out, stem)

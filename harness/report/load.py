@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.config.identity import EXPERIMENT_KEYS
+from harness.config.identity import EXPERIMENT_KEYS, LEGACY_VALUES
 from harness.core.errors import HarnessError
 from harness.costs.hardware import hardware_key
 from harness.store.result_store import ResultStore
@@ -66,7 +66,9 @@ def _preferred_first(names, preference: tuple[str, ...]) -> list[str]:
 
 def _newest_versions(metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Rows of different metric versions are never compared: keep each metric's newest version."""
-    number = metrics["metric_version"].str.extract(r"v(\d+)$", expand=False).astype(float)
+    codes, versions = pd.factorize(metrics["metric_version"])  # a few distinct versions among many rows
+    numbers = pd.Series(versions).str.extract(r"v(\d+)$", expand=False).astype(float).to_numpy()
+    number = pd.Series(numbers[codes], index=metrics.index).where(codes >= 0)
     newest = number.groupby([metrics["task"], metrics["metric"]]).transform("max")
     stale = number < newest
     notes = [
@@ -77,22 +79,65 @@ def _newest_versions(metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return metrics[~stale], notes
 
 
-def _config_settings(group: pd.DataFrame) -> pd.DataFrame:
-    """One row per run, as text: its experiment settings (the flattened config, seed axis left out)."""
-    config = pd.json_normalize([json.loads(c) for c in group["config_json"]])
-    return config[[c for c in config if c.split(".")[0] in EXPERIMENT_KEYS and c not in SEED_SETTINGS]].astype(str)
+def _distinct(records: list[dict]) -> tuple[list[dict], list[int]]:
+    """The distinct records, in order of first appearance, and each record's index among them. The
+    runs of a configuration differ only in the seed: their settings are flattened once, not per run
+    (flattening to columns and text is the same for the distinct records as for all of them)."""
+    index: dict[str, int] = {}
+    firsts: list[dict] = []
+    rows = []
+    for record in records:
+        key = json.dumps(record, sort_keys=True, default=str)
+        if key not in index:
+            index[key] = len(firsts)
+            firsts.append(record)
+        rows.append(index[key])
+    return firsts, rows
 
 
-def _data_settings(group: pd.DataFrame) -> pd.DataFrame:
-    """One row per run, as text: its data identity as `data.<field>` (data_json's part in the run id)."""
-    identities = [{k: v for k, v in json.loads(d or "{}").items() if k != "evaluation"} for d in group["data_json"]]
-    return pd.json_normalize(identities).add_prefix("data.").astype(str)
+def _without_seeds(config: dict) -> dict:
+    """The experiment part of a config (EXPERIMENT_KEYS), without the seed axis (SEED_SETTINGS)."""
+    kept = {k: v for k, v in config.items() if k in EXPERIMENT_KEYS and k not in SEED_SETTINGS}
+    for path in (p for p in SEED_SETTINGS if "." in p):
+        key, option = path.split(".", 1)
+        if isinstance(kept.get(key), dict) and option in kept[key]:
+            kept[key] = {k: v for k, v in kept[key].items() if k != option}
+    return kept
 
 
-def _differences(settings: pd.DataFrame) -> list[str]:
-    """Per row, the settings that differ between the rows (`method.r=16`); hashes cut to 8 digits."""
+def _config_settings(configs: pd.Series) -> tuple[pd.DataFrame, list[int]]:
+    """The distinct experiment settings of these runs as text, one row each (the flattened config,
+    seed axis left out), and each run's row."""
+    distinct, rows = _distinct([_without_seeds(json.loads(c)) for c in configs])
+    config = pd.json_normalize(distinct)
+    for (key, option), legacy in LEGACY_VALUES.items():  # rows from before an option existed had its legacy value
+        if f"{key}.{option}" in config:
+            config[f"{key}.{option}"] = config[f"{key}.{option}"].astype(object).where(config[f"{key}.{option}"].notna(), legacy)
+    return config[[c for c in config if c.split(".")[0] in EXPERIMENT_KEYS and c not in SEED_SETTINGS]].astype(str), rows
+
+
+def _data_settings(identities: pd.Series) -> tuple[pd.DataFrame, list[int]]:
+    """The distinct data identities of these runs as text, `data.<field>` (data_json's part in the run
+    id), one row each, and each run's row."""
+    distinct, rows = _distinct([{k: v for k, v in json.loads(d or "{}").items() if k != "evaluation"} for d in identities])
+    return pd.json_normalize(distinct).add_prefix("data.").astype(str), rows
+
+
+def _differences(settings: pd.DataFrame, rows: list[int]) -> list[str]:
+    """Per run (its row of `settings`), the settings that differ between the rows (`method.r=16`);
+    hashes cut to 8 digits."""
     differing = settings.loc[:, settings.nunique() > 1]
-    return [", ".join(f"{k}={v[:8] if HASH.fullmatch(v) else v}" for k, v in row.items()) for _, row in differing.iterrows()]
+    if differing.columns.empty:
+        return [""] * len(rows)
+    names = list(differing.columns)
+    texts = [", ".join(f"{k}={_shown(v)}" for k, v in zip(names, row)) for row in differing.itertuples(index=False, name=None)]
+    return [texts[r] for r in rows]
+
+
+def _shown(value) -> str:
+    """A setting as text: hashes cut to 8 digits; a setting some runs lack (NaN) as `nan`."""
+    text = value if isinstance(value, str) else str(value)
+    return text[:8] if HASH.fullmatch(text) else text
 
 
 def variants(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -103,9 +148,12 @@ def variants(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
     variant and a seed (run ids of another harness version) get their run id too, and a note."""
     variant = pd.Series("", index=runs.index, dtype=object)
     for _, group in runs.groupby(list(GROUP_KEYS)):
-        variant[group.index] = _differences(_config_settings(group))
-    for _, group in runs.assign(variant=variant).groupby(list(CONFIG_KEYS)):
-        variant[group.index] = [", ".join(filter(None, parts)) for parts in zip(group["variant"], _differences(_data_settings(group)))]
+        variant[group.index] = _differences(*_config_settings(group["config_json"]))
+    with_variant = runs.assign(variant=variant, data_json=runs["data_json"].fillna(""))
+    data_differs = with_variant.groupby(list(CONFIG_KEYS))["data_json"].transform("nunique") > 1
+    for _, group in with_variant[data_differs].groupby(list(CONFIG_KEYS)):  # the same data throughout: nothing to add
+        variant[group.index] = [", ".join(filter(None, parts))
+                                for parts in zip(group["variant"], _differences(*_data_settings(group["data_json"])))]
     clash = runs.assign(variant=variant).duplicated([*CONFIG_KEYS, "seed"], keep=False)
     if not clash.any():
         return variant.tolist(), []
@@ -119,10 +167,12 @@ def _hardware(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(hardware label per run, notes). Time and memory are only comparable on the same hardware:
     a configuration whose seeds ran on different hardware is named in a note (its costs pool them)."""
     column = runs["hardware_json"] if "hardware_json" in runs else pd.Series(None, index=runs.index, dtype=object)
-    labels = pd.Series([hardware_key(json.loads(h)) if isinstance(h, str) else "not recorded" for h in column],
-                       index=runs.index)
+    keys = {h: hardware_key(json.loads(h)) for h in column.unique() if isinstance(h, str)}  # few machines, many runs
+    labels = pd.Series([keys[h] if isinstance(h, str) else "not recorded" for h in column], index=runs.index)
+    grouped = labels.groupby([runs[k] for k in CONFIG_KEYS])
+    machines = grouped.nunique()
     mixed = [f"{' '.join(str(k) for k in key if k)} ({'; '.join(sorted(group.unique()))})"
-             for key, group in labels.groupby([runs[k] for k in CONFIG_KEYS]) if group.nunique() > 1]
+             for key, group in grouped if machines[key] > 1] if (machines > 1).any() else []
     notes = [f"train time and peak memory pool runs on different hardware for: {', '.join(mixed)}; compare those "
              "costs with care, or report each machine's runs apart"] if mixed else []
     return labels.tolist(), notes
@@ -153,13 +203,13 @@ def load_results(results_dir: Path | str) -> Results:
 
     runs = runs[runs["status"] == "finished"]
     final = metrics[metrics["step"].isna()]
-    with_metrics = set(final["run_id"])
+    with_metrics = set(final["run_id"].unique())  # unique() first: 20 rows a run, and sets of arrow strings are slow
     without = [root / "metrics" / f"{r}.parquet" for r in runs["run_id"] if r not in with_metrics]
     missing = [str(p) for p in without if not p.exists()]  # the unreadable ones are named above
     if missing:
         problems.append(f"finished runs without their metrics part: {', '.join(missing)} missing; "
                         f"delete the matching runs/<run_id>.parquet and rerun the sweep to recompute them")
-    runs = runs[runs["run_id"].isin(final["run_id"])]
+    runs = runs[runs["run_id"].isin(with_metrics)]
     if runs.empty:
         raise HarnessError(f"no finished runs with metrics in {root}" + "".join(f"; {p}" for p in problems)
                            + ("" if problems else f"; run a sweep first (python -m harness results_dir={root})"))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 CONFIDENCE = 0.95
 
@@ -52,8 +52,28 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
     std = float(x.std(ddof=1))
     if std == 0.0:  # every seed agrees; scipy rejects a zero scale, the interval is the point
         return Interval(mean, mean, mean, n, 0.0)
+    from scipy import stats  # here, not at the top: scipy.stats adds half a second to every report's start
+
     low, high = stats.t.interval(confidence, df=n - 1, loc=mean, scale=std / math.sqrt(n))
     return Interval(mean, float(low), float(high), n, std)
+
+
+def t_bounds(mean: np.ndarray, std: np.ndarray, n: np.ndarray,
+             confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`t_interval`'s low, high and std for many groups at once, from each group's mean, sample std
+    (ddof=1) and number of finite values; the same edges and the same arithmetic as scipy's
+    t.interval: no interval below two values, a point where every value agrees."""
+    mean, std, n = (np.asarray(a, dtype=float) for a in (mean, std, n))
+    low, high = np.full(mean.shape, math.nan), np.full(mean.shape, math.nan)
+    std = np.where(n >= 2, std, math.nan)
+    point = (n >= 2) & (std == 0)
+    low[point] = high[point] = mean[point]
+    spread = (n >= 2) & (std > 0)
+    df, scale, center = n[spread] - 1, std[spread] / np.sqrt(n[spread]), mean[spread]
+    # scipy.stats.t.ppf(q, df) is special.stdtrit(df, q), times scale 1 plus loc 0: the same numbers
+    low[spread] = special.stdtrit(df, (1.0 - confidence) / 2) * scale + center
+    high[spread] = special.stdtrit(df, (1.0 + confidence) / 2) * scale + center
+    return low, high, std
 
 
 def bootstrap_interval(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE,
@@ -72,6 +92,8 @@ def bootstrap_interval(values: Sequence[float] | np.ndarray, confidence: float =
     n = len(x)
     if n < 2 or np.ptp(x) == 0:  # nothing to resample (BCa is undefined on identical values)
         return t_interval(x, confidence)
+    from scipy import stats
+
     result = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
                              method="BCa", rng=np.random.default_rng(seed))
     ci = result.confidence_interval
@@ -108,8 +130,44 @@ def paired_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray
     d = _finite(d)
     difference = t_interval(d, confidence)
     defined = difference.n >= 2 and difference.std > 0
+    from scipy import stats
+
     p_value = float(stats.ttest_1samp(d, 0.0).pvalue) if defined else math.nan
     return PairedTest(difference, p_value)
+
+
+@dataclass(frozen=True)
+class PairedTests:
+    """`paired_test` of many pairs at once, as arrays with one entry per pair: the mean difference
+    a - b over the units both have, its interval, std, the number of units, and the p-value."""
+
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    std: np.ndarray
+    n: np.ndarray
+    p_value: np.ndarray
+
+    @property
+    def within_noise(self) -> np.ndarray:
+        return ~((self.low > 0) | (self.high < 0))
+
+
+def paired_tests(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE) -> PairedTests:
+    """Columns of `a` and `b` (units x pairs, NaN where a unit is missing) paired unit by unit: what
+    `paired_test` gives for each column, computed for all columns at once."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    d = np.where(np.isfinite(d), d, np.nan)
+    n = np.isfinite(d).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, np.nansum(d, axis=0) / np.maximum(n, 1), math.nan)
+        squares = np.nansum((d - mean) ** 2, axis=0)
+        std = np.where(n >= 2, np.sqrt(squares / np.maximum(n - 1, 1)), math.nan)
+        low, high, std = t_bounds(mean, std, n, confidence)
+        defined = (n >= 2) & (std > 0)
+        t = mean / (std / np.sqrt(n))
+        p_value = np.where(defined, 2 * special.stdtr(np.maximum(n - 1, 1), -np.abs(t)), math.nan)  # 2 t.sf(|t|)
+    return PairedTests(mean, low, high, std, n, p_value)
 
 
 def within_noise(difference: Interval) -> bool:
@@ -128,9 +186,15 @@ def rank_with_ties(intervals: Sequence[Interval], higher_is_better: bool) -> lis
     """Competition ranks that only separate what the intervals separate: 1 + the number of entries
     whose whole interval is better than this entry's whole interval. Entries with overlapping
     intervals share a rank; an entry without an interval counts as its mean."""
-    bounds = [_bounds(i) for i in intervals]
-
-    def beats(j: int, i: int) -> bool:
-        return bounds[j][0] > bounds[i][1] if higher_is_better else bounds[j][1] < bounds[i][0]
-
-    return [1 + sum(beats(j, i) for j in range(len(bounds)) if j != i) for i in range(len(bounds))]
+    bounds = np.array([_bounds(i) for i in intervals], dtype=float).reshape(-1, 2)
+    low, high = bounds[:, 0], bounds[:, 1]
+    # Sorted bounds count the entries beating each one in O(n log n); an entry never beats itself
+    # (its low is at most its high) and NaN bounds beat nothing and are beaten by nothing.
+    if higher_is_better:
+        lows = np.sort(low[~np.isnan(low)])
+        beaten_by = len(lows) - np.searchsorted(lows, high, side="right")
+    else:
+        highs = np.sort(high[~np.isnan(high)])
+        beaten_by = np.searchsorted(highs, low, side="left")
+    beaten_by = np.where(np.isnan(high if higher_is_better else low), 0, beaten_by)
+    return [1 + int(b) for b in beaten_by]

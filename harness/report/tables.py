@@ -8,11 +8,14 @@ import math
 from html import escape
 from itertools import combinations
 
+import numpy as np
 import pandas as pd
 
-from harness.report.aggregate import interval_of
+from harness.report.aggregate import STATS
 from harness.report.labels import directed_label, label
-from harness.report.stats import CONFIDENCE, paired_test, rank_with_ties
+from harness.report.stats import CONFIDENCE, Interval, paired_tests, rank_with_ties
+
+MAX_ALL_PAIRS = 20  # configurations per model and budget compared pairwise; beyond, each with the best
 
 
 def leaderboard(summary: pd.DataFrame, headline: str, higher_is_better: bool, forgetting: str | None) -> pd.DataFrame:
@@ -20,7 +23,8 @@ def leaderboard(summary: pd.DataFrame, headline: str, higher_is_better: bool, fo
     do not overlap (stats.rank_with_ties). Configurations without a headline value (e.g. only rows of
     an older metric version) are left out: they cannot be ranked."""
     summary = summary[summary[f"{headline}_n"] > 0]
-    ranks = rank_with_ties([interval_of(row, headline) for _, row in summary.iterrows()], higher_is_better)
+    intervals = [Interval(*values) for values in zip(*(summary[f"{headline}_{stat}"] for stat in STATS))]
+    ranks = rank_with_ties(intervals, higher_is_better)
     nan = pd.Series(math.nan, index=summary.index)
     board = pd.DataFrame({
         "rank": ranks,
@@ -37,28 +41,41 @@ def leaderboard(summary: pd.DataFrame, headline: str, higher_is_better: bool, fo
     return board.sort_values(["rank", "mean"], ascending=[True, not higher_is_better], kind="stable").reset_index(drop=True)
 
 
+def compared_pairs(by_seed: pd.DataFrame, higher_is_better: bool) -> list[tuple[str, str]]:
+    """Which configurations (columns of a seeds x configurations table) to compare: every pair of at
+    most MAX_ALL_PAIRS of them; beyond that, the best one (by mean over its seeds) with each other,
+    k - 1 pairs instead of k(k - 1)/2 (a 2,500-configuration sweep would need 3 million)."""
+    configs = sorted(by_seed.columns)
+    if len(configs) <= MAX_ALL_PAIRS:
+        return list(combinations(configs, 2))
+    means = by_seed[configs].mean()
+    best = means.idxmax() if higher_is_better else means.idxmin()
+    return [(best, other) for other in configs if other != best]
+
+
 def paired_comparisons(runs: pd.DataFrame, headline: str, higher_is_better: bool, confidence: float = CONFIDENCE) -> pd.DataFrame:
-    """Every pair of configurations with the same model and budget, paired by seed (same seed: same
-    data order, same evaluation items): difference a - b, its interval, the paired t-test and the
-    noise-floor flag."""
-    rows = []
+    """Pairs of configurations with the same model and budget (`compared_pairs`), paired by seed (same
+    seed: same data order, same evaluation items): difference a - b, its interval, the paired t-test
+    and the noise-floor flag. Pairs without a seed in common are left out."""
+    columns = ["model", "budget", "a", "b", "n_seeds", "metric", "difference", "ci_low", "ci_high", "p_value", "within_noise", "better"]
+    tables = []
     for (model, budget), group in runs.groupby(["model", "budget"], sort=True):
         by_seed = group.pivot(index="seed", columns="config", values=headline)
-        for a, b in combinations(sorted(by_seed.columns), 2):
-            pair = by_seed[[a, b]].dropna()
-            if pair.empty:  # no seed in common: nothing to pair
-                continue
-            test = paired_test(pair[a], pair[b], confidence)
-            d = test.difference
-            if test.within_noise:
-                better = ""
-            else:
-                better = a if (d.mean > 0) == higher_is_better else b
-            rows.append({"model": model, "budget": budget, "a": a, "b": b, "n_seeds": d.n, "metric": headline,
-                         "difference": d.mean, "ci_low": d.low, "ci_high": d.high, "p_value": test.p_value,
-                         "within_noise": test.within_noise, "better": better})
-    columns = ["model", "budget", "a", "b", "n_seeds", "metric", "difference", "ci_low", "ci_high", "p_value", "within_noise", "better"]
-    return pd.DataFrame(rows, columns=columns)
+        pairs = compared_pairs(by_seed, higher_is_better)
+        if not pairs:
+            continue
+        a, b = (by_seed[[pair[i] for pair in pairs]].to_numpy(dtype=float) for i in (0, 1))
+        test = paired_tests(a, b, confidence)
+        table = pd.DataFrame({
+            "model": model, "budget": budget, "a": [p[0] for p in pairs], "b": [p[1] for p in pairs], "n_seeds": test.n,
+            "metric": headline, "difference": test.mean, "ci_low": test.low, "ci_high": test.high, "p_value": test.p_value,
+            "within_noise": test.within_noise,
+            "better": np.where(test.within_noise, "", np.where((test.mean > 0) == higher_is_better,
+                                                               [p[0] for p in pairs], [p[1] for p in pairs])),
+        })
+        in_common = (~np.isnan(a) & ~np.isnan(b)).any(axis=0)  # no seed in common: nothing to pair
+        tables.append(table[in_common])
+    return pd.concat(tables, ignore_index=True)[columns] if tables else pd.DataFrame(columns=columns)
 
 
 def format_interval(mean: float, low: float, high: float, n: int) -> str:

@@ -1,17 +1,16 @@
 """The training loop: short and transparent on purpose, so every number it produces can be traced.
 
 AdamW (or the method's own optimizer), linear warmup then cosine decay, gradient accumulation,
-gradient clipping, bf16/fp16 autocast on GPU. It stops at the first budget limit reached and
+gradient clipping, autocast as harness/models/precision.py decides. It stops at the first budget limit reached and
 fails the run on a non-finite loss instead of training on garbage.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -24,7 +23,10 @@ from transformers import (
 from harness.budget.spec import GIB, Budget
 from harness.core.errors import RunFailed
 from harness.costs.footprint import optimizer_state_bytes
-from harness.train.encoding import collate
+from harness.distributed.parallel import Parallel, labels_prefixed, target_count
+from harness.models.precision import Precision
+from harness.train.batching import batch_counts
+from harness.train.checkpoint import Checkpointer
 from methods._core.base import Method
 
 
@@ -35,30 +37,9 @@ class TrainResult:
     time_s: float = 0.0
     stop_reason: str = ""
     losses: list[tuple[int, float]] = field(default_factory=list)
-    sequences: int = 0  # training sequences seen (micro-batch rows)
+    sequences: int = 0  # training items seen (a packed row holds several)
+    positions: int = 0  # positions of the training batches, padding included (harness/train/batching.py)
     optimizer_bytes: int = 0  # optimizer state at the end of training (costs.memory_split)
-
-
-def batch_stream(
-    encoded: Sequence[Any], batch_size: int, pad_id: int, seed: int,
-    collate_fn: Callable[[Sequence[Any], int], dict[str, torch.Tensor]] = collate,
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Endless micro-batches of `encoded` items ((ids, labels) pairs unless `collate_fn` batches
-    another kind); a fresh seeded permutation each epoch, so data order depends only on the data seed."""
-    gen = torch.Generator().manual_seed(seed)
-    while True:
-        order = torch.randperm(len(encoded), generator=gen).tolist()
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            yield collate_fn([encoded[i] for i in order[start : start + batch_size]], pad_id)
-
-
-def autocast_for(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
-    if device.type != "cuda" or precision == "fp32":
-        return contextlib.nullcontext
-    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-    if precision == "auto" and not torch.cuda.is_bf16_supported():
-        dtype = torch.float16
-    return lambda: torch.autocast("cuda", dtype=dtype)
 
 
 def train(
@@ -71,7 +52,17 @@ def train(
     device: torch.device,
     tokens_per_step_hint: float,
     on_step: Callable[[int, float, float], None] | None = None,
+    precision: Precision | None = None,
+    checkpoint: Checkpointer | None = None,
+    parallel: Parallel | None = None,
 ) -> TrainResult:
+    """Train until the budget stops it. `precision` (harness/models/precision.py) gives the autocast of
+    every forward pass; None: fp32 base weights under `cfg["precision"]`. `checkpoint`
+    (harness/train/checkpoint.py) restores a saved state before the first step (`batches` must then
+    start after the micro-batches it consumed) and saves one after the steps it asks for. `parallel`
+    (harness/distributed/parallel.py) spreads each step over the ranks of a run; the counts, loss
+    and stop decisions are then those of the global micro-batch, the same on every rank."""
+    parallel = parallel or Parallel()
     accum = int(cfg["grad_accum"])
     optimizer = method.build_optimizer(model, lr)
     planned = budget.planned_steps(tokens_per_step_hint)
@@ -81,26 +72,35 @@ def train(
         if planned
         else get_constant_schedule_with_warmup(optimizer, warmup)
     )
-    autocast = autocast_for(device, cfg["precision"])
+    autocast = (precision or Precision.of("fp32", device, cfg["precision"])).autocast
     result = TrainResult()
-    progress = tqdm(total=planned, desc="train", leave=False)
-    start = time.perf_counter()
+    prefixed = labels_prefixed(model)
+    trained_s = checkpoint.begin(model, method, optimizer, scheduler, result) if checkpoint else 0.0
+    progress = tqdm(total=planned, initial=result.steps, desc="train", leave=False)
+    start = time.perf_counter() - trained_s  # a resumed run's budget goes on from its training time so far
     while True:
         method.on_step(model, result.steps)
         model.train()
         step_loss = 0.0
         for _ in range(accum):
             batch = {k: v.to(device) for k, v in next(batches).items()}
-            result.tokens += int(batch["attention_mask"].sum())
-            result.sequences += int(batch["attention_mask"].shape[0])
+            tokens, items, positions, targets = parallel.counts((*batch_counts(batch), target_count(batch, prefixed)))
+            result.tokens += tokens
+            result.sequences += items
+            result.positions += positions
             if method.training_step is not None:
-                loss = method.training_step(model, batch, 1.0 / accum)
+                with autocast():
+                    loss = method.training_step(model, batch, 1.0 / accum)
             else:
                 with autocast():
-                    loss = model(**batch).loss
+                    share = parallel.share(model, batch, targets)  # the loss itself in a process of one
                     extra = method.regularization(model)
-                    loss = (loss if extra is None else loss + extra) / accum
+                    scaled = share * parallel.gradient_scale
+                    loss = (scaled if extra is None else scaled + extra) / accum
                 loss.backward()
+                if parallel.world.distributed:  # what one process would report for the global micro-batch
+                    whole = parallel.total(share.detach())
+                    loss = (whole if extra is None else whole + extra.detach()) / accum
             step_loss += float(loss.detach())
         if not math.isfinite(step_loss):
             raise RunFailed(
@@ -122,10 +122,14 @@ def train(
             hook_start = time.perf_counter()
             on_step(result.steps, step_loss, scheduler.get_last_lr()[0])
             start += time.perf_counter() - hook_start  # callbacks (validation, logging) are not training time
-        reason = budget.stop_reason(result.steps, result.tokens, elapsed)
+        reason = parallel.world.from_main(budget.stop_reason(result.steps, result.tokens, elapsed))  # ranks stop together
         if reason:
             result.stop_reason, result.time_s = reason, elapsed
             break
+        if checkpoint is not None and checkpoint.due(result.steps):
+            save_start = time.perf_counter()
+            checkpoint.save(model, method, optimizer, scheduler, result, elapsed)
+            start += time.perf_counter() - save_start  # nor is writing a checkpoint
     progress.close()
     result.optimizer_bytes = optimizer_state_bytes(optimizer)
     return result

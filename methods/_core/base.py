@@ -12,6 +12,8 @@ the five shapes methods come in:
   `apply` with an endless stream of training batches (its own stream: the training order is the
   same for every method);
 * add a term to the loss (SORSA's regulariser): `regularization`.
+* carry state from step to step (LISA's layer draws, MeZO's seeds, AdaLoRA's rank allocator):
+  `checkpoint_state` and `restore_state`, so an in-run checkpoint resumes it exactly.
 
 Methods whose size is set by one integer option (rank, bottleneck width, virtual tokens, layers)
 declare it as `size_knob`, so parameter-matched budgets can size them (harness/budget/param_budget.py).
@@ -109,12 +111,24 @@ class Method:
     backend: ClassVar[str]  # "peft" (delegates) or "native" (implemented here)
     mergeable: ClassVar[bool] = False
     needs_calibration: ClassVar[bool] = False
+    trains: ClassVar[bool] = True  # False: the run evaluates the model as `apply` leaves it, with no training step
     size_knob: ClassVar[SizeKnob | None] = None  # None: the trainable count is fixed by the model
     # Model kinds (harness/models/loading.py) the method is known to tune correctly; the preflight refuses others.
     model_kinds: ClassVar[tuple[str, ...]] = (CAUSAL,)
+    # Why activation checkpointing (train.gradient_checkpointing) cannot apply to the method; empty: it can.
+    gradient_checkpointing_refusal: ClassVar[str] = ""
+    # Why one run of the method cannot train over several processes (torchrun); empty: it can.
+    distributed_refusal: ClassVar[str] = ""
 
     def __init__(self, config: MethodConfig):
         self.config = config
+
+    @property
+    def supports_packing(self) -> bool:
+        """Whether a training row may hold several items one after the other (train.packing,
+        harness/train/batching.py). Not for the prompt family (prompt tuning, p-tuning, prefix
+        tuning): their virtual tokens would precede only the first item of a row."""
+        return self.family != "prompt"
 
     # -- building -------------------------------------------------------------------------------
     def calibrate(self, model: nn.Module, batches: Iterator[dict[str, torch.Tensor]]) -> None:
@@ -129,8 +143,13 @@ class Method:
         raise NotImplementedError
 
     # -- training -------------------------------------------------------------------------------
+    def trainable_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        """Every parameter the method trains, now or later in the run (LISA unfreezes layers on a
+        schedule). The harness keeps them in fp32 whatever the base dtype (harness/models/precision.py)."""
+        return [p for p in model.parameters() if p.requires_grad]
+
     def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
-        params = [p for p in model.parameters() if p.requires_grad]
+        params = self.trainable_parameters(model)
         return torch.optim.AdamW(params, lr=lr, weight_decay=self.config.weight_decay)
 
     def on_step(self, model: nn.Module, step: int) -> None:
@@ -145,6 +164,17 @@ class Method:
     """Set by methods that replace forward+backward (zeroth-order): `training_step(model, batch, scale)`
     returns the micro-batch loss times `scale` (1 / grad_accum) and adds `scale` times its gradient
     estimate to `.grad` for the optimizer to apply; None means the standard forward+backward."""
+
+    # -- in-run checkpoints (harness/train/checkpoint.py) ----------------------------------------
+    def checkpoint_state(self, model: nn.Module) -> dict[str, Any]:
+        """What the method carries from one optimizer step to the next beyond the parameters that
+        require grad, the optimizer and the global RNGs (its own generators, schedules, tensors it
+        changed that are frozen now), as tensors and plain values; saved after a step."""
+        return {}
+
+    def restore_state(self, model: nn.Module, state: dict[str, Any]) -> None:
+        """Put `checkpoint_state`'s result back into a freshly applied model, after `build_optimizer`
+        and before the first step, so that training goes on exactly as it would have."""
 
     # -- after training -------------------------------------------------------------------------
     def merge(self, model: nn.Module) -> None:

@@ -106,12 +106,31 @@ def test_results_dir_under_a_file_is_one_line(tmp_path):
     (["forgetting.kl_drift.new_tokens=0"], "forgetting.kl_drift.new_tokens"),
     (["wandb.enabled=on"], "wandb.enabled"),
     (["sweep_name=''"], "sweep_name"),
+    (["model.dtype=bf17"], "model.dtype"),
+    (["train.gradient_checkpointing=1"], "train.gradient_checkpointing"),
+    (["train.packing=yes"], "train.packing"),
+    (["train.group_by_length=2"], "train.group_by_length"),
+    (["train.checkpoint_every=-1"], "train.checkpoint_every"),
+    (["train.checkpoint_minutes=-5"], "train.checkpoint_minutes"),
 ])
 def test_bad_option_is_refused_by_the_preflight(overrides, option):
     with pytest.raises(HarnessError) as refused:
         preflight.check(overrides)
     message = str(refused.value)
     assert message.startswith(f"{option}=") and " is invalid: it must be " in message and "\n" not in message
+
+
+@pytest.mark.parametrize("overrides, line", [
+    (["method=mezo", "train.gradient_checkpointing=true"],
+     "train.gradient_checkpointing=true does not apply to method mezo: it computes no gradients"),
+    (["method=prefix_tuning", "train.gradient_checkpointing=true"],
+     "train.gradient_checkpointing=true does not apply to method prefix_tuning: its prefixes enter each layer"),
+    (["model.dtype=bf16", "train.precision=fp16"], "train.precision=fp16 contradicts model.dtype=bf16"),
+])
+def test_impossible_precision_and_memory_combinations_are_refused(overrides, line):
+    with pytest.raises(HarnessError) as refused:
+        preflight.check(["model=tiny-random-llama", "budget=smoke", *overrides])
+    assert str(refused.value).startswith(line) and "\n" not in str(refused.value)
 
 
 def test_budget_ranges_stay_with_the_budget():

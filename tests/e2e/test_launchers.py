@@ -85,6 +85,14 @@ def test_slurm_launcher_is_configured_by_one_override():
     assert "launcher" not in job  # launchers configure hydra only: nothing in the run's config or identity
 
 
+def test_multinode_slurm_launcher_runs_one_rank_per_gpu_task():
+    """Each job one Slurm job of nodes x tasks_per_node ranks (their environment: tests/unit/distributed)."""
+    launcher = _compose([*SWEEP, "+launcher=slurm_multinode", "hydra.launcher.nodes=4"], with_hydra=True).hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.nodes == 4
+    assert launcher.tasks_per_node == launcher.gpus_per_node == 8 and launcher.max_num_timeout > 0
+    assert "launcher" not in _compose([*SWEEP, "+launcher=slurm_multinode"])
+
+
 def test_the_demo_sweep_runs_two_jobs_at_once_unless_told_otherwise():
     demo = ["+sweep=lora_vs_pissa"]
     own = _compose(demo, with_hydra=True).hydra.launcher
@@ -121,7 +129,7 @@ def test_unknown_launcher_is_one_line_error_without_rows(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert lines[0] == ("error: unknown launcher 'nope'; valid launcher names: local_parallel, ray, slurm, "
-                        "submitit_local (choose with +launcher=NAME)")
+                        "slurm_multinode, submitit_local (choose with +launcher=NAME)")
     assert not (tmp_path / "runs").exists()
 
 
@@ -136,10 +144,12 @@ def test_missing_launcher_plugin_names_the_package():
                                             "install it with `pip install hydra-submitit-launcher`")
 
 
-def test_multi_process_launch_is_refused(monkeypatch):
-    """`accelerate launch --num_processes 2 -m harness ...` would run every job twice at once."""
+def test_a_sweep_under_a_multi_process_launch_is_refused(monkeypatch):
+    """`torchrun --nproc_per_node 2 -m harness +sweep=...` would run every job in both processes at
+    once; one run over two processes is what such a launch is for (harness/distributed/)."""
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(HarnessError, match=r"launched as 2 processes \(WORLD_SIZE=2, e\.g\. by `accelerate launch`"):
+    with pytest.raises(HarnessError, match=r"^a sweep of \d+ jobs was launched as 2 processes \(WORLD_SIZE=2, by torchrun"):
         check(SWEEP)
+    check_environment(1)  # one run over two processes: fine
     monkeypatch.setenv("WORLD_SIZE", "1")  # `accelerate launch --num_processes 1`: fine
-    check_environment()
+    check_environment(8)

@@ -55,7 +55,8 @@ def test_training_stops_after_the_epochs(tiny_model):
     import torch
 
     import methods
-    from harness.train.loop import batch_stream, train
+    from harness.train.batching import batch_stream
+    from harness.train.loop import train
     from methods._core.base import BuildContext
 
     loaded = tiny_model()

@@ -10,6 +10,7 @@ from harness.cli import preflight
 from harness.core.paths import CONF_DIR
 
 GROUPS = ("model", "method", "task", "budget")
+ALIASES = {("method", "none"): "base"}  # another name for a config: method=none is the base model
 
 
 def _options(group: str) -> list[str]:
@@ -24,19 +25,19 @@ def _sweeps() -> list[str]:
 def test_every_group_option_composes(group, option):
     cfg = preflight._compose([f"{group}={option}"])
     OmegaConf.resolve(cfg)
-    assert cfg[group].name == option
+    assert cfg[group].name == ALIASES.get((group, option), option)
 
 
 @pytest.mark.parametrize("name", _options("method"))
 def test_every_method_yaml_builds_its_registered_method(name):
     cfg = preflight._compose([f"method={name}"])
     method = methods.build(OmegaConf.to_container(cfg.method, resolve=True))
-    assert method.name == name and method.config.lr > 0
+    assert method.name == ALIASES.get(("method", name), name) and method.config.lr > 0
     assert method.paper and method.backend in ("peft", "native")
 
 
 def test_every_registered_method_has_a_yaml():
-    assert set(methods.names()) == set(_options("method"))
+    assert set(methods.names()) == set(_options("method")) - {o for g, o in ALIASES if g == "method"}
 
 
 @pytest.mark.parametrize("sweep", _sweeps())

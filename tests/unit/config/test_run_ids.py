@@ -54,3 +54,24 @@ def test_run_ids_of_the_demo_sweep_are_pinned(test_data):
         axes = tuple(o for o in job if o.startswith(("method=", "seed=")))
         found[axes] = _run_id([o for o in job if not o.startswith("hydra.")])
     assert found == SWEEP
+
+
+def test_the_base_dtype_is_part_of_the_run_id_and_fp32_keeps_the_old_ids(test_data):
+    """model.dtype (issue 16) entered the run id without a migration: at fp32, the behaviour from
+    before it existed, it stays out of the hash (harness/config/identity.LEGACY_VALUES); `auto`
+    resolves to what the run loads (fp32 on this CPU) before hashing."""
+    pissa = [*TINY, "method=pissa", "budget=smoke", *_data(test_data)]
+    expected = PINNED["pissa tiny smoke"][1]
+    assert _run_id([*pissa, "model.dtype=auto"]) == _run_id([*pissa, "model.dtype=fp32"]) == expected
+    half = {_run_id([*pissa, f"model.dtype={dtype}"]) for dtype in ("bf16", "fp16")}
+    assert len(half) == 2 and expected not in half
+
+
+def test_new_memory_switches_change_the_id_only_when_on_and_checkpoint_options_never(test_data):
+    pissa = [*TINY, "method=pissa", "budget=smoke", *_data(test_data)]
+    expected = PINNED["pissa tiny smoke"][1]
+    for switch in ("gradient_checkpointing", "group_by_length", "packing"):
+        assert _run_id([*pissa, f"train.{switch}=false"]) == expected
+        assert _run_id([*pissa, f"train.{switch}=true"]) != expected
+    assert _run_id([*pissa, "train.checkpoint_every=5", "train.checkpoint_minutes=10",
+                    "train.keep_checkpoints=true"]) == expected

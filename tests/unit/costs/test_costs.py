@@ -14,7 +14,8 @@ from harness.costs.footprint import (PeakMemory, extra_prompt_tokens, memory_spl
                                      parameter_counts, stored_parameter_count)
 from harness.costs.latency import ms_per_token
 from harness.store.result_store import ResultStore
-from harness.train.loop import batch_stream, train
+from harness.train.batching import batch_stream
+from harness.train.loop import train
 from methods._core.base import BuildContext
 from tests.conftest import run_cli
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -81,5 +82,12 @@ def test_top_level_harness_holds_subpackages_and_entry_modules_only():
     modules = sorted(p.name for p in (REPO / "harness").glob("*.py"))
     assert modules == ["__init__.py", "__main__.py", "results.py"]
     packages = sorted(p.name for p in (REPO / "harness").iterdir() if (p / "__init__.py").is_file())
-    assert packages == ["budget", "cli", "config", "core", "costs", "data", "models", "probes", "report", "run",
+    assert packages == ["budget", "cli", "config", "core", "costs", "data", "distributed", "models", "probes", "report", "run",
                         "scoring", "store", "tasks", "train"]
+
+
+def test_test_files_have_unique_names():
+    """Test folders are not packages: pytest imports two test files of one name as one module and
+    stops collecting (`import file mismatch`)."""
+    names = Counter(path.name for path in (REPO / "tests").rglob("test_*.py"))
+    assert [name for name, count in names.items() if count > 1] == []

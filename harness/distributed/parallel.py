@@ -1,0 +1,115 @@
+"""How a training step spreads over the ranks of one run: each rank trains on its share of every
+global micro-batch (harness/train/batching.py), and the step equals one process's step on the whole
+global micro-batch.
+
+* Strategy (`train.strategy`): `ddp` replicates the model and averages gradients
+  (DistributedDataParallel). `fsdp` (sharded parameters, gradients and optimizer state) is refused
+  for now: sharded runs need sharded checkpoints and an evaluation that gathers the weights, not
+  built yet. `auto` is DDP. A world of one has no strategy (`none`).
+* Loss: one process's loss is the mean over the micro-batch's target tokens. Split over ranks, each
+  rank sums its own targets' losses and divides by the target count of the whole global
+  micro-batch (summed over ranks first), so the ranks' shares add up to that same mean however
+  unevenly targets fall; DDP averages gradients, so each rank backpropagates world x its share. A
+  classification micro-batch has one target per item and equal items per rank: a rank's mean over
+  its items, divided by the world size, is its share.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from harness.core.errors import HarnessError
+from harness.core.metrics import Metric
+from harness.distributed.world import World
+from harness.train.encoding import IGNORE
+from methods._core.base import Method
+
+STRATEGIES = ("auto", "ddp", "fsdp")
+
+
+def resolve_strategy(name: str, method: Method, world: World) -> str:
+    """`train.strategy` as this run applies it; HarnessError for a method that cannot run over ranks."""
+    if not world.distributed:
+        return "none"
+    if method.distributed_refusal:
+        raise HarnessError(f"method {method.name} cannot train over {world.size} processes: "
+                           f"{method.distributed_refusal}; launch it as one process (python -m harness ...)")
+    if name == "fsdp":
+        raise HarnessError("train.strategy=fsdp is not available yet: sharded training needs sharded checkpoints and "
+                           "evaluation, still to build; use train.strategy=ddp (or auto)")
+    return "ddp"
+
+
+class Parallel:
+    """The ranks' side of a training step; a world of one is the plain single-process step."""
+
+    def __init__(self, world: World = World(), strategy: str = "none"):
+        self.world, self.strategy = world, strategy
+        self.forward: nn.Module | None = None
+
+    def wrap(self, model: nn.Module, device: torch.device) -> None:
+        """Prepare `model` (trainable parameters in place, on `device`) for this strategy."""
+        if self.strategy == "ddp":
+            ids = [device.index] if device.type == "cuda" else None
+            self.forward = DistributedDataParallel(model, device_ids=ids)
+        else:
+            self.forward = model
+
+    def counts(self, local: tuple[int, ...]) -> tuple[int, ...]:
+        """Counts of the global micro-batch: `local` summed over the ranks in one collective."""
+        if not self.world.distributed:
+            return local
+        total = torch.tensor(local, dtype=torch.float64)
+        torch.distributed.all_reduce(total)
+        return tuple(int(v) for v in total.tolist())
+
+    def share(self, model: nn.Module, batch: dict[str, torch.Tensor], global_targets: int) -> torch.Tensor:
+        """This rank's share of the global micro-batch's loss (the loss itself in a world of one)."""
+        forward = self.forward or model
+        if not self.world.distributed:
+            return forward(**batch).loss
+        if batch["labels"].dim() == 1:  # classification: one target per item, equal items per rank
+            return forward(**batch).loss / self.world.size
+        return forward(**batch, num_items_in_batch=torch.tensor(max(global_targets, 1))).loss
+
+    def total(self, share: torch.Tensor) -> torch.Tensor:
+        """The ranks' shares of a loss added up: the global micro-batch's loss, on every rank."""
+        whole = share.clone()
+        torch.distributed.all_reduce(whole)
+        return whole
+
+    @property
+    def gradient_scale(self) -> float:
+        """DDP averages gradients over ranks; backpropagating world x a share makes that average the
+        gradient of the global loss."""
+        return float(self.world.size) if self.strategy == "ddp" else 1.0
+
+
+def target_count(batch: dict[str, Any], prefixed: bool = False) -> int:
+    """The targets a causal LM's loss averages over, or the items of a classification batch. The loss
+    predicts label t from position t - 1, so a row's first label is no target, unless the model
+    puts virtual tokens before the row (`prefixed`: prompt tuning, P-tuning), which then predict it."""
+    labels = batch["labels"]
+    if labels.dim() == 1:
+        return int(labels.numel())
+    return int((labels[..., 0 if prefixed else 1 :] != IGNORE).sum())
+
+
+def labels_prefixed(model: nn.Module) -> bool:
+    """Whether a PEFT prompt-learning method prepends virtual tokens to the inputs (and so to the
+    labels); prefix tuning puts them in the key/value cache instead."""
+    config = getattr(model, "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False)) and getattr(config, "peft_type", None) != "PREFIX_TUNING"
+
+
+def rank_peak_metrics(peaks: list[int]) -> list[Metric]:
+    """cost/peak_mem_rank/v1: each rank's peak memory, in a run over several processes (the runs
+    row's peak_mem_bytes is their maximum)."""
+    if len(peaks) < 2:
+        return []
+    return [Metric("cost", f"peak_mem_bytes_rank{rank}", float(peak), None, 1, False, "cost/peak_mem_rank/v1")
+            for rank, peak in enumerate(peaks)]

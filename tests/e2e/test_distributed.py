@@ -1,0 +1,139 @@
+"""One run over two processes (torchrun, gloo on CPU; harness/distributed/): it is the same
+experiment as one process with the whole global micro-batch (loss curve and adapter within 1e-5),
+one method of each family trains over the ranks with every rank holding the same state (or is
+refused in one line), the runs row records the world, a sweep under torchrun is refused, and a
+rank killed mid-train fails the run without metrics, whose rerun resumes from its checkpoint and
+ends where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from harness.cli import preflight
+from harness.core.errors import HarnessError
+from harness.distributed.parallel import Parallel
+from harness.distributed.world import World
+from harness.store.result_store import ResultStore
+from tests.conftest import REPO, run_cli
+from tests.e2e.distributed_case import OPTIONS, train_case
+
+RUN = ["model=tiny-random-llama", "method=lora", "budget=smoke", "budget.max_steps=6", "task.n_eval=2",
+       "task.max_new_tokens=4", "forgetting.probes=[kl_drift]", "forgetting.target_gain=false", "eval.latency_tokens=0"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(target: list[str], env_extra: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), **(env_extra or {})}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           *target]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _run(results: Path) -> tuple[dict, list[float], dict]:
+    runs, metrics, bad = ResultStore(results).read()
+    assert bad == [] and len(runs) == 1
+    row = runs.iloc[0].to_dict()
+    curve = metrics[(metrics["run_id"] == row["run_id"]) & (metrics["metric"] == "train_loss")].sort_values("step")
+    adapter = {} if row["status"] != "finished" else load_file(next((Path(row["job_dir"]) / "adapter").glob("*.safetensors")))
+    return row, curve["value"].tolist(), adapter
+
+
+def _close(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
+
+
+@pytest.mark.slow
+def test_two_processes_are_the_experiment_of_one_with_the_global_batch(tmp_path, test_data):
+    env = {"HARNESS_DATA_DIR": str(test_data)}
+    one = run_cli([*RUN, "train.batch_size=4"], tmp_path / "one", env)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = torchrun(["-m", "harness", f"results_dir={tmp_path / 'two'}", *RUN, "train.batch_size=2"], env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("[done") == 1  # rank 0 reports; the other rank only trains
+    (row1, curve1, adapter1), (row2, curve2, adapter2) = _run(tmp_path / "one"), _run(tmp_path / "two")
+    assert len(curve1) == len(curve2) == 6 and max(abs(a - b) for a, b in zip(curve1, curve2)) <= 1e-5
+    _close(adapter1, adapter2)
+    assert row1["train_tokens"] == row2["train_tokens"]  # tokens are the global count
+    train1, train2 = json.loads(row1["config_json"])["train"], json.loads(row2["config_json"])["train"]
+    assert (train1["world_size"], train1["strategy"]) == (1, "none")
+    assert (train2["world_size"], train2["strategy"]) == (2, "ddp")
+    assert json.loads(row2["hardware_json"])["world_size"] == 2
+    assert row1["run_id"] != row2["run_id"]  # never pooled as seeds of one configuration
+    metrics = ResultStore(tmp_path / "two").read()[1]
+    ranks = metrics[metrics["metric"].str.startswith("peak_mem_bytes_rank")]
+    assert sorted(ranks["metric"]) == ["peak_mem_bytes_rank0", "peak_mem_bytes_rank1"]
+    assert row2["peak_mem_bytes"] == ranks["value"].max()
+
+
+@pytest.mark.slow
+def test_one_method_of_each_family_trains_over_two_ranks_as_over_one(tmp_path, test_data):
+    names = sorted(OPTIONS)
+    out = tmp_path / "families.json"
+    proc = torchrun([str(REPO / "tests" / "e2e" / "scripts" / "ddp_families.py"), str(out), str(test_data), *names])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(out.read_text())
+    for name in names:
+        assert found[name]["same_on_every_rank"], name
+        single, _ = train_case(name, str(test_data), Parallel(), World())
+        assert max(abs(a - b) for a, b in zip(single, found[name]["losses"])) <= 1e-5, name
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["method=mezo"], "method mezo cannot train over 2 processes: its step is two perturbed forward passes"),
+    (["method=lisa"], "method lisa cannot train over 2 processes: it changes which layers train"),
+    (["method=adalora"], "method adalora cannot train over 2 processes: PEFT adds its orthogonality penalty"),
+    (["train.strategy=fsdp"], "train.strategy=fsdp is not available yet"),
+    (["train.world_size=4"], "train.world_size=4 but this process is one of 2 (WORLD_SIZE=2)"),
+])
+def test_what_cannot_run_over_ranks_is_refused_in_one_line(monkeypatch, test_data, overrides, message):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(HarnessError) as refused:
+        preflight.check(["model=tiny-random-llama", "budget=smoke", f"data.dir={test_data}", *overrides])
+    assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
+
+
+@pytest.mark.slow
+def test_a_killed_rank_fails_the_run_and_the_rerun_resumes_to_the_uninterrupted_result(tmp_path, test_data):
+    env = {"HARNESS_DATA_DIR": str(test_data)}
+    args = [*RUN, "train.batch_size=2", "train.checkpoint_every=2"]
+    whole = torchrun(["-m", "harness", f"results_dir={tmp_path / 'whole'}", *args], env)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    results = tmp_path / "killed"
+    killed = torchrun(["-m", "harness", f"results_dir={results}", *args],
+                      {**env, "HARNESS_TEST_KILL_AT": "mid_train:3", "HARNESS_TEST_FAULT_RANK": "1"})
+    assert killed.returncode != 0
+    row, curve, _ = _run(results)
+    assert row["status"] == "failed" and row["error"].startswith("rank 0 of 2: ") and "\n" not in row["error"]
+    assert ResultStore(results).read()[1].empty  # no metric rows
+    assert list((results / "checkpoints" / row["run_id"]).glob("*.pt"))  # kept for the rerun
+
+    rerun = torchrun(["-m", "harness", f"results_dir={results}", *args], env)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "[resume]" in rerun.stdout
+    runs, metrics, _ = ResultStore(results).read()
+    finished = runs[runs["status"] == "finished"]
+    assert len(finished) == 1
+    resumed = metrics[(metrics["run_id"] == finished["run_id"].iloc[0])]
+    assert resumed.loc[resumed["metric"] == "resumed_from_step", "value"].tolist() == [2.0]
+    (_, curve_whole, adapter_whole) = _run(tmp_path / "whole")
+    curve_resumed = resumed[resumed["metric"] == "train_loss"].sort_values("step")["value"].tolist()
+    assert curve_resumed == curve_whole
+    adapter = load_file(next((Path(finished["job_dir"].iloc[0]) / "adapter").glob("*.safetensors")))
+    assert all(torch.equal(adapter[k], adapter_whole[k]) for k in adapter_whole)
