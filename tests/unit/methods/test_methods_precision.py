@@ -27,7 +27,7 @@ SMALL = {**PEFT_SMALL, **NATIVE_SMALL, "lora": {"r": 4}, "dora": {"r": 4}, "piss
 # LoRA+ trains B 16x faster: at 1e-2 its adapter outgrows the base weights within 8 steps, and bf16's
 # rounding of that large sum (merged vs unmerged) exceeds the tolerance; 1e-3 still moves it visibly.
 LR = {**PEFT_LR, **NATIVE_LR, "full": 1e-3, "prompt_tuning": 5e-2, "lora_plus": 1e-3}
-NAMES = sorted(set(methods.names()) - {"qlora"})
+NAMES = sorted(set(methods.names()) - {"qlora", "base"})  # base trains nothing (tests/e2e/test_base_rows.py)
 # One or two methods per family (and each kind of init) in the fast target; the rest in the slow one.
 FAST = {"lora", "pissa", "dora", "ia3", "series_adapter", "oft", "prompt_tuning", "full", "lisa", "bitfit", "mezo",
         "fourierft", "sorsa", "corda"}
