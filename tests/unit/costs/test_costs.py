@@ -134,6 +134,7 @@ def test_a_run_reports_every_cost(tmp_path, test_data):
     cost = metrics[metrics["task"] == "cost"].set_index("metric")
     assert set(cost.index) == {"mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes", "mem_activations_bytes",
                                "train_flops", "flops_per_step", "latency_ms_per_token_unmerged",
-                               "latency_ms_per_token_merged", "prompt_extra_tokens"}
+                               "latency_ms_per_token_merged", "prompt_extra_tokens", "padding_fraction"}
+    assert 0 < cost.loc["padding_fraction", "value"] < 1  # padded batches of GSM8K items of different lengths
     assert cost.loc["flops_per_step", "value"] * 2 == pytest.approx(cost.loc["train_flops", "value"])
     assert cost["metric_version"].str.startswith("cost/").all()
