@@ -108,7 +108,8 @@ def test_a_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path, test_data
     resumed = run_cli(args, results, env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "already finished" not in resumed.stdout
-    assert "[resume] lora" in resumed.stdout + resumed.stderr  # the console says it, too
+    method = next(o for o in options if o.startswith("method=")).split("=", 1)[1]
+    assert f"[resume] {method} " in resumed.stdout + resumed.stderr  # the console says it, too
     log = "\n".join(p.read_text() for p in results.glob("single/*/job.log"))
     assert f"[harness] resuming run {run_folder.name} from step {EVERY} (checkpoint {run_folder}" in log
     _assert_same_run(tmp_path / "a", results, resumed_from)

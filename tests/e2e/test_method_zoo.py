@@ -41,4 +41,5 @@ def test_method_zoo_writes_one_finished_row_per_method(tmp_path, test_data):
     assert set(runs["status"]) == {"finished"}, runs.loc[runs["status"] != "finished", ["method", "error"]]
     final = metrics[metrics["step"].isna()]
     assert set(final["run_id"]) == set(runs["run_id"])
-    assert (runs["trainable_params"] > 0).all() and (runs["adapter_bytes"] > 0).all()
+    trained = runs[runs["method"] != "base"]  # the untouched base model trains and stores nothing
+    assert (trained["trainable_params"] > 0).all() and (trained["adapter_bytes"] > 0).all()
