@@ -4,10 +4,12 @@ and is a world of one, which never touches torch.distributed."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -61,11 +63,20 @@ class World:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
         return device
 
-    def end_on_sigterm(self) -> None:
-        """When one process of a run dies, its launcher stops the others with SIGTERM: turn that into
-        an exception, so this rank's run ends as failed (rank 0 writes the row) instead of vanishing."""
-        if self.distributed:
-            signal.signal(signal.SIGTERM, _stopped)
+    @contextlib.contextmanager
+    def sigterm_fails_the_run(self) -> Iterator[None]:
+        """When one process of a run dies, its launcher stops the others with SIGTERM: inside this
+        block that becomes an exception, so this rank's run ends as failed instead of vanishing.
+        After the block SIGTERM is ignored: rank 0 is writing the failed row, which a late SIGTERM
+        (after a collective already failed on the dead rank) must not cut short."""
+        if not self.distributed:
+            yield
+            return
+        signal.signal(signal.SIGTERM, _stopped)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def barrier(self) -> None:
         if self.distributed:
@@ -104,6 +115,7 @@ class World:
 
 
 def _stopped(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one exception; a second SIGTERM must not cut its handling
     raise RunFailed("stopped by the launcher (SIGTERM): another process of this run ended; its log says why")
 
 

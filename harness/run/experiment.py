@@ -160,7 +160,6 @@ def execute(p: Prepared, job_dir: Path) -> tuple[dict[str, Any], list[dict]]:
     store = ResultStore(cfg.results_dir)
     world = p.world
     device = world.join(pick_device(cfg.device))  # this rank's device, once the ranks have met
-    world.end_on_sigterm()
     lr = float(cfg.train.lr if cfg.train.lr is not None else p.method.config.lr)
     sha, dirty = git_state()
     machine = {**hardware(device), **({"world_size": world.size} if world.distributed else {})}
@@ -183,7 +182,8 @@ def execute(p: Prepared, job_dir: Path) -> tuple[dict[str, Any], list[dict]]:
     metric_rows: list[dict] = []
     samples: list[dict] = []
     try:
-        metric_rows, samples = _train_and_evaluate(p, row, lr, device, job_dir, tracker)
+        with world.sigterm_fails_the_run():
+            metric_rows, samples = _train_and_evaluate(p, row, lr, device, job_dir, tracker)
         row["status"] = "finished"
     except Exception as exc:  # NaN loss, out of memory, or a bug: this run fails, the sweep goes on
         if not world.main:

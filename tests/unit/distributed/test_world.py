@@ -6,10 +6,13 @@ is the one the model's loss averages over."""
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 import pytest
 import torch
 
+from harness.core.errors import RunFailed
 from harness.distributed.parallel import Parallel, target_count
 from harness.distributed.world import World, export_slurm_world
 from harness.train.encoding import IGNORE
@@ -61,3 +64,25 @@ def test_target_count_is_what_the_loss_averages_over():
 def test_one_process_shares_the_whole_loss():
     parallel = Parallel()
     assert parallel.gradient_scale == 1.0 and parallel.counts((3, 2, 8, 5)) == (3, 2, 8, 5)
+
+
+def test_sigterm_fails_the_run_inside_the_block_and_cannot_cut_the_failed_row_short():
+    """The launcher's SIGTERM may come while training (an exception: the run fails) or after a
+    collective already failed on the dead rank, while rank 0 writes the failed row (ignored)."""
+    before = signal.getsignal(signal.SIGTERM)
+    world = World(rank=0, size=2)
+    try:
+        with pytest.raises(RunFailed, match=r"^stopped by the launcher \(SIGTERM\)"):
+            with world.sigterm_fails_the_run():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises at the next bytecode
+        try:  # a collective failed first, then the launcher's SIGTERM came while rank 0 writes the row
+            with world.sigterm_fails_the_run():
+                raise ValueError("connection closed by peer")
+        except ValueError:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            written = True
+        assert written
+    finally:
+        signal.signal(signal.SIGTERM, before)
