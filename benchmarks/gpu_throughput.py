@@ -38,7 +38,7 @@ from harness.models.precision import DTYPES, Precision
 from harness.tasks import from_conf
 from harness.train.batching import batch_counts, batch_stream, without_kv_cache
 from harness.train.encoding import encode_pairs
-from harness.train.loop import train
+from harness.train.loop import StepOptions, train
 from harness.train.ready import ready_to_train
 from methods._core.base import BuildContext
 
@@ -127,7 +127,7 @@ def measure(model_name: str, method_name: str, s: Switches, items, device: torch
         stamps.append(time.perf_counter())
 
     with PeakMemory(device) as peak, without_kv_cache(model, s.packing):
-        train(model, method, counted(), {"grad_accum": 1, "warmup_ratio": 0.0, "grad_clip": 1.0, "precision": "auto"},
+        train(model, method, counted(), StepOptions(grad_accum=1, warmup_ratio=0.0, grad_clip=1.0, precision='auto'),
               1e-5, Budget("bench", max_steps=warmup + steps), device, 1.0, on_step=on_step, precision=precision)
     tokens = sum(counts[warmup : warmup + steps])
     tokens_per_s = tokens / (stamps[-1] - stamps[warmup - 1])

@@ -32,8 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read when huggingface_hub is imp
 from omegaconf import OmegaConf  # noqa: E402
 
 from harness.cli import preflight  # noqa: E402
-from harness.config.checks import check_options  # noqa: E402
-from harness.run.experiment import prepare  # noqa: E402
+from harness.run.prepare import prepare  # noqa: E402
 from harness.run.tracking import check_config  # noqa: E402
 from harness.store.result_store import ResultStore  # noqa: E402
 
@@ -51,8 +50,7 @@ def before(overrides: list[str]) -> int:
     for job in jobs:
         cfg = preflight._compose([o for o in job if not o.startswith("hydra.")])
         OmegaConf.resolve(cfg)
-        check_options(OmegaConf.to_container(cfg))
-        prepare(cfg)
+        prepare(cfg)  # checks the options first
         check_config(cfg.wandb)
     return len(jobs)
 

@@ -22,7 +22,7 @@ import methods
 from harness.budget.spec import Budget
 from harness.core.paths import CONF_DIR
 from harness.models.loading import load_model
-from harness.train.loop import train
+from harness.train.loop import StepOptions, train
 from methods._core.base import BuildContext
 
 
@@ -61,7 +61,7 @@ def harness_steps(model, method, batch, steps: int, lr: float) -> list[float]:
         times.append(now - last[0])
         last[0] = now
 
-    cfg = {"grad_accum": 1, "warmup_ratio": 0.0, "grad_clip": 1.0, "precision": "auto"}
+    cfg = StepOptions(grad_accum=1, warmup_ratio=0.0, grad_clip=1.0, precision='auto')
     last[0] = time.perf_counter()
     train(model, method, iter(lambda: batch, None), cfg, lr, Budget("bench", max_steps=steps), torch.device("cpu"), 1.0,
           on_step=on_step)

@@ -1,9 +1,12 @@
 """MkDocs hook: fills `<!-- methods-table -->` with a table generated from the method registry, so
-the methods page can never list a method the code does not have (or miss one it has)."""
+the methods page can never list a method the code does not have (or miss one it has), and
+`<!-- runs-table ... -->` with the runs columns generated from `RunRecord`."""
 
 from __future__ import annotations
 
 MARKER = "<!-- methods-table -->"
+OPTIONS_MARKER = "<!-- options-table -->"
+RUNS_MARKER = "<!-- runs-table: generated from harness/store/record.py's RunRecord -->"
 
 
 def methods_table() -> str:
@@ -21,4 +24,61 @@ def methods_table() -> str:
 
 
 def on_page_markdown(markdown: str, **kwargs) -> str:
-    return markdown.replace(MARKER, methods_table()) if MARKER in markdown else markdown
+    if MARKER in markdown:
+        markdown = markdown.replace(MARKER, methods_table())
+    if OPTIONS_MARKER in markdown:
+        markdown = markdown.replace(OPTIONS_MARKER, options_table())
+    if RUNS_MARKER in markdown:
+        from harness.store.record import runs_columns_markdown
+
+        markdown = markdown.replace(RUNS_MARKER, runs_columns_markdown())
+    return markdown
+
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Each field's attribute docstring (the string right under it), read from the source."""
+    import ast
+    import inspect
+    import textwrap
+
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    docs = {}
+    for field, doc in zip(body, body[1:]):
+        if isinstance(field, ast.AnnAssign) and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant):
+            docs[field.target.id] = " ".join(str(doc.value.value).split())
+    return docs
+
+
+def options_table() -> str:
+    """The run's own options (harness/config/run_config.py), with their defaults from conf/config.yaml."""
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    from harness.config.run_config import GROUPS, RULES, RunConfig
+    from harness.core.paths import CONF_DIR
+
+    defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml"), resolve=False)  # `${seed}` shown as is
+    allowed = {rule.option: rule.allowed() for rule in RULES}
+    lines = ["| option | default | allowed | meaning |", "|:--|:--|:--|:--|"]
+    for group, cls in [("", RunConfig), *GROUPS.items()]:
+        docs = _field_docs(cls)
+        for field in dataclasses.fields(cls):
+            option = f"{group}.{field.name}" if group else field.name
+            if option not in allowed:
+                continue
+            default = defaults.get(group, {}).get(field.name) if group else defaults.get(field.name)
+            cells = [f"`{option}`", f"`{_yaml_text(default)}`", allowed[option], docs.get(field.name, "")]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _yaml_text(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_yaml_text, value)) + "]"
+    return str(value)

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 import methods
 from harness.budget.spec import Budget
@@ -236,19 +235,16 @@ def _judge(name: str, target: int, achieved: int, knob: str | None, value: int |
     return ParamSolution(target, achieved, knob, value, False, reason)
 
 
-def match(cfg: DictConfig, budget: Budget, configs_dir: Path) -> ParamSolution | None:
-    """Solve the run's parameter target (None without one) and write the chosen knob value into
-    `cfg.method`, so the run, its config record and its run id all carry it. An infeasible
-    target raises HarnessError with the reason: the preflight turns it into a one-line error."""
+def match(method_options: Mapping[str, Any], model_cfg: Mapping[str, Any], budget: Budget, configs_dir: Path,
+          seed: int) -> ParamSolution | None:
+    """Solve the run's parameter target (None without one). The run's plan sets the chosen knob value
+    in its method options (harness/run/plan.py), so the run, its config record and its run id all
+    carry it. An infeasible target raises HarnessError with the reason: the preflight turns it into
+    a one-line error. `seed`: the run's init seed (train.init_seed), which the method's init uses."""
     if not budget.has_param_target:
         return None
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     target = resolve_target(budget.target_params, budget.target_params_pct, model_cfg, configs_dir)
-    seed = int(cfg.train.get("init_seed", cfg.seed))  # the run seeds the method's init with it
-    solution = solve(OmegaConf.to_container(cfg.method, resolve=True), model_cfg, configs_dir, target,
-                     budget.param_tolerance, seed)
+    solution = solve(method_options, model_cfg, configs_dir, target, budget.param_tolerance, seed)
     if not solution.feasible:
-        raise HarnessError(f"budget {budget.name!r} is infeasible for {cfg.model.name}: {solution.reason}")
-    if solution.knob is not None:
-        OmegaConf.update(cfg, f"method.{solution.knob}", solution.value)
+        raise HarnessError(f"budget {budget.name!r} is infeasible for {model_cfg['name']}: {solution.reason}")
     return solution

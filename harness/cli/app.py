@@ -17,7 +17,8 @@ from harness.cli.preflight import SWEEP_JOBS_ENV
 from harness.cli.summary import run_label
 from harness.core.paths import CONF_DIR
 from harness.distributed.world import export_slurm_world
-from harness.run.experiment import execute, prepare, write_job_marker
+from harness.run.experiment import execute, write_job_marker
+from harness.run.prepare import prepare
 from harness.store.result_store import ResultStore
 from harness.train import checkpoint
 
@@ -62,9 +63,10 @@ def run(cfg: DictConfig) -> None:
     export_slurm_world()  # before the config reads WORLD_SIZE (train.world_size)
     with job_console(job_dir, SweepPosition.of_job(hydra_cfg)) as console:
         prepared = prepare(cfg)
-        label = run_label(prepared.method.name, cfg.model.name, prepared.data.name, prepared.budget.name, cfg.seed)
-        store = ResultStore(cfg.results_dir)
-        if store.is_finished(prepared.run_id) and not cfg.force:
+        run = prepared.run
+        label = run_label(prepared.method.name, run.model["name"], prepared.data.name, prepared.budget.name, run.seed)
+        store = ResultStore(run.results_dir)
+        if store.is_finished(prepared.run_id) and not run.force:
             write_job_marker(job_dir, prepared.run_id, "finished")
             console.skip(label, f"run {prepared.run_id} already finished (force=true reruns it)")
             return
@@ -72,12 +74,12 @@ def run(cfg: DictConfig) -> None:
             execute(prepared, job_dir)
             return
         console.start(label)
-        if any(checkpoint.folder(cfg.results_dir, prepared.run_id).glob("*.pt")):
+        if any(checkpoint.folder(run.results_dir, prepared.run_id).glob("*.pt")):
             console.say(f"{console.tag('resume')} {label}: from its last checkpoint in "
-                        f"{checkpoint.folder(cfg.results_dir, prepared.run_id)}")
+                        f"{checkpoint.folder(run.results_dir, prepared.run_id)}")
         write_job_marker(job_dir, prepared.run_id, "running")
-        row, metrics = execute(prepared, job_dir)
-        write_job_marker(job_dir, prepared.run_id, row["status"])
-        console.end(row, metrics)
-    if row["status"] != "finished" and prepared.run_id not in FAILED_RUNS:
+        record, metrics = execute(prepared, job_dir)
+        write_job_marker(job_dir, prepared.run_id, record.status)
+        console.end(record.row(), metrics)
+    if record.status != "finished" and prepared.run_id not in FAILED_RUNS:
         FAILED_RUNS.append(prepared.run_id)

@@ -18,11 +18,10 @@ from hydra.errors import MissingConfigException
 from harness.cli.job_configs import JobComposer
 from harness.cli.skip_done import PlannedJob
 from harness.cli.summary import run_label
-from harness.config.checks import check_options
 from harness.core.errors import HarnessError
 from harness.core.memo import preflight_scope
 from harness.core.paths import CONF_DIR
-from harness.run.experiment import prepare
+from harness.run.prepare import prepare
 from harness.run.tracking import check_config as check_wandb
 
 SWEEP_JOBS_ENV = "HARNESS_SWEEP_JOBS"
@@ -127,12 +126,11 @@ def plan(overrides: Sequence[str]) -> list[PlannedJob]:
     with preflight_scope(), _long_lived_objects_frozen():
         for job in jobs:
             resolved = composer.resolved([o for o in job if not o.startswith("hydra.")])
-            cfg = resolved.config
-            check_options(resolved.plain)  # types and ranges first: nothing below sees a bad value
-            prepared = prepare(cfg)
-            check_wandb(cfg.wandb)
-            label = run_label(prepared.method.name, cfg.model.name, prepared.data.name, prepared.budget.name, cfg.seed)
-            planned.append(PlannedJob(label, prepared.run_id, str(cfg.results_dir), bool(cfg.force), str(cfg.sweep_name)))
+            prepared = prepare(resolved.plain)  # types and ranges first (RunConfig): nothing below sees a bad value
+            run = prepared.run
+            check_wandb(run.wandb)
+            label = run_label(prepared.method.name, run.model["name"], prepared.data.name, prepared.budget.name, run.seed)
+            planned.append(PlannedJob(label, prepared.run_id, run.results_dir, run.force, run.sweep_name))
     # Launchers that run jobs side by side start them with this environment: each job sizes its
     # share of the CPU cores from it (harness.cli.app).
     os.environ[SWEEP_JOBS_ENV] = str(len(jobs))

@@ -1,12 +1,12 @@
-"""Type and range checks of the options every run has, as one table of rules.
+"""Type and range rules of options, and the first option of a config that breaks one.
 
-The preflight calls `check_options` on every job's composed config before anything loads: a value
-of the wrong type or out of range (`seed=abc`, `task.n_eval=-3`) is one line naming the option, the
-bad value and what is allowed, instead of a traceback deep in a run or a silently different run.
-An option a config does not have is not checked (tasks and budgets each have their own options).
-The checks of a method's own options live in its `MethodConfig`; the budget's ranges in
-`harness.budget.spec.Budget.validate`. Self-contained on purpose: typed config classes can take the
-table over as it is.
+A value of the wrong type or out of range (`seed=abc`, `task.n_eval=-3`) is one line naming the
+option, the bad value and what is allowed, instead of a traceback deep in a run or a silently
+different run. The rules themselves sit on the fields of the typed configs
+(harness/config/run_config.py: `RULES`, `check_options`), which the preflight and every run apply
+before anything loads. An option a config does not have is not checked (tasks and budgets each
+have their own options). The checks of a method's own options live in its `MethodConfig`; the
+budget's ranges in `harness.budget.spec.Budget.validate`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.core.errors import HarnessError
 
 DATA_SOURCES = ("hub", "local", "package")
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -104,84 +103,6 @@ NOUNS = {"int": "an integer", "number": "a number", "bool": "true or false", "te
          "device": "auto, cpu, mps, cuda or cuda:N"}
 
 
-def integer(option: str, low: int | None = None, **more: Any) -> Rule:
-    return Rule(option, "int", low=low, **more)
-
-
-def number(option: str, low: float | None = None, high: float | None = None, **more: Any) -> Rule:
-    return Rule(option, "number", low=low, high=high, **more)
-
-
-def flag(option: str) -> Rule:
-    return Rule(option, "bool")
-
-
-RULES: tuple[Rule, ...] = (
-    integer("seed", 0),
-    Rule("device", "device"),
-    Rule("results_dir", "text"),
-    Rule("sweep_name", "text"),
-    flag("force"),
-    Rule("data.dir", "text", nullable=True),
-    Rule("data.order", "text list", choices=DATA_SOURCES, distinct=True),
-    # train.*: conf/config.yaml's comments say what each does
-    number("train.lr", 0, low_open=True, nullable=True),
-    integer("train.batch_size", 1),
-    integer("train.grad_accum", 1),
-    integer("train.max_seq_len", 1),
-    number("train.warmup_ratio", 0, 1),
-    number("train.grad_clip", 0, nullable=True),  # 0 or null: no clipping
-    Rule("train.precision", "text", choices=("auto", "fp32", "fp16", "bf16")),
-    integer("train.data_seed", 0),
-    integer("train.init_seed", 0),
-    Rule("train.lr_sweep", "number list", low=0, low_open=True),
-    integer("train.eval_every", 0),
-    integer("train.val_items", 1),
-    number("train.steps_to_target_fraction", 0, 1, low_open=True),
-    flag("train.gradient_checkpointing"),
-    flag("train.group_by_length"),
-    flag("train.packing"),
-    integer("train.checkpoint_every", 0),
-    number("train.checkpoint_minutes", 0),
-    flag("train.keep_checkpoints"),
-    Rule("train.strategy", "text", choices=("auto", "ddp", "fsdp")),
-    integer("train.world_size", 1),
-    Rule("model.dtype", "text", choices=("auto", "bf16", "fp16", "fp32")),
-    flag("eval.merge_adapters"),
-    flag("eval.log_samples"),
-    integer("eval.latency_tokens", 0),
-    # task options several tasks share (each task's yaml has a subset)
-    integer("task.n_eval", 1, nullable=True),
-    integer("task.n_shots", 0),
-    integer("task.shot_seed", 0),
-    integer("task.num_fewshot", 0),
-    integer("task.max_new_tokens", 1),
-    integer("task.batch_size", 1),
-    integer("task.eval_batch_size", 1),
-    integer("task.score_batch_size", 1),
-    integer("task.train_limit", 1, nullable=True),
-    flag("task.chat_template"),
-    # budget numbers: their types here, their ranges in Budget.validate
-    integer("budget.max_steps", nullable=True),
-    integer("budget.max_tokens", nullable=True),
-    number("budget.max_time_s", nullable=True),
-    number("budget.epochs", nullable=True),
-    integer("budget.target_params", nullable=True),
-    number("budget.target_params_pct", nullable=True),
-    number("budget.param_tolerance", nullable=True),
-    number("budget.max_memory_gib", nullable=True),
-    flag("forgetting.target_gain"),
-    flag("forgetting.fallback_to_kl"),
-    integer("forgetting.general_text.max_chars", 1),
-    integer("forgetting.general_text.n_chunks", 1),
-    integer("forgetting.general_text.chunk_tokens", 1),
-    integer("forgetting.general_text.batch_size", 1),
-    flag("forgetting.general_suite.required"),
-    integer("forgetting.kl_drift.n_prompts", 1),
-    integer("forgetting.kl_drift.new_tokens", 1),
-    flag("wandb.enabled"),
-)
-
 _ABSENT = object()
 
 
@@ -207,7 +128,7 @@ def unwritable_reason(folder: Path) -> str | None:
     return None
 
 
-def first_problem(config: Mapping[str, Any], rules: tuple[Rule, ...] = RULES) -> str | None:
+def first_problem(config: Mapping[str, Any], rules: tuple[Rule, ...]) -> str | None:
     """The first option of `config` (a plain, resolved config) that breaks its rule, in one line, or
     None. The first only: options that follow another (`train.data_seed: ${seed}`) would repeat it."""
     for rule in rules:
@@ -218,10 +139,3 @@ def first_problem(config: Mapping[str, Any], rules: tuple[Rule, ...] = RULES) ->
     if isinstance(results_dir, str) and (reason := unwritable_reason(Path(results_dir))):
         return f"results_dir={results_dir!r} cannot be created or written: {reason}; choose another results_dir"
     return None
-
-
-def check_options(config: Mapping[str, Any]) -> None:
-    """Raise HarnessError naming the first option that breaks its rule, the bad value and what is allowed."""
-    problem = first_problem(config)
-    if problem:
-        raise HarnessError(problem)

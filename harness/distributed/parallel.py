@@ -35,6 +35,9 @@ def resolve_strategy(name: str, method: Method, world: World) -> str:
     """`train.strategy` as this run applies it; HarnessError for a method that cannot run over ranks."""
     if not world.distributed:
         return "none"
+    if name == "none":
+        raise HarnessError(f"train.strategy=none is one process, and this run has {world.size}: "
+                           "use train.strategy=auto (or ddp)")
     if method.distributed_refusal:
         raise HarnessError(f"method {method.name} cannot train over {world.size} processes: "
                            f"{method.distributed_refusal}; launch it as one process (python -m harness ...)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
+from harness.config.run_config import WandbConfig
 from harness.core.errors import HarnessError
 
 # runs-table columns logged as `cost/<column>` (plus `status`, `error`, `stop_reason` as they are).
@@ -16,13 +17,12 @@ COST_COLUMNS = ("trainable_params", "total_params", "trainable_pct", "adapter_by
                 "train_time_s", "train_steps", "train_tokens", "tokens_per_s", "eval_time_s")
 
 
-def check_config(cfg: Mapping[str, Any]) -> None:
-    """Raise HarnessError when wandb logging cannot start; cheap, so preflight calls it for every job."""
-    if not cfg["enabled"]:
+def check_config(cfg: WandbConfig) -> None:
+    """Raise HarnessError when wandb logging cannot start; cheap, so preflight calls it for every job.
+    (The mode's values are checked with the other options: harness/config/run_config.py.)"""
+    if not cfg.enabled:
         return
-    if cfg["mode"] not in ("offline", "online", "disabled"):
-        raise HarnessError(f"wandb.mode={cfg['mode']!r} is unknown; valid: offline, online, disabled")
-    if cfg["mode"] == "online" and not os.environ.get("WANDB_API_KEY"):
+    if cfg.mode == "online" and not os.environ.get("WANDB_API_KEY"):
         import wandb
 
         if not wandb.api.api_key:
@@ -41,16 +41,17 @@ def summary_of(row: Mapping[str, Any], metric_rows: Sequence[Mapping[str, Any]])
 
 
 class Tracker:
-    def __init__(self, cfg: Mapping[str, Any], run_id: str, group: str, tags: list[str], config: dict, job_dir: str):
+    def __init__(self, cfg: WandbConfig | None, run_id: str, group: str, tags: list[str], config: dict, job_dir: str):
+        """`cfg` None: no logging (the ranks of a distributed run other than rank 0)."""
         self.run = None
-        if not cfg["enabled"]:
+        if cfg is None or not cfg.enabled:
             return
         check_config(cfg)
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
         self.run = wandb.init(
-            project=cfg["project"], entity=cfg.get("entity"), mode=cfg["mode"], group=group, name=run_id,
+            project=cfg.project, entity=cfg.entity, mode=cfg.mode, group=group, name=run_id,
             id=run_id, tags=tags, config=config, dir=job_dir, reinit="create_new",
         )
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from harness.core.errors import HarnessError
-from harness.store.result_store import RUNS_SCHEMA, ResultStore
+from harness.store.record import RUNS_SCHEMA
+from harness.store.result_store import ResultStore
 
 FILTERS = ("method", "model", "task", "budget", "status", "sweep")
 STATUSES = ("finished", "failed")

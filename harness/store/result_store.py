@@ -44,28 +44,7 @@ from harness.core.faults import fault_point
 from harness.store.finished import finished_index
 from harness.store.parts import COMPACTED_PREFIX, Listing, Unreadable, identity, list_parts, locked, newest_rows, read_files
 from harness.store.parts import write_atomic as _write_atomic  # module global: tests replace it
-
-SCHEMA_VERSION = "1"
-
-RUNS_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("status", pa.string()), ("error", pa.string()),
-    ("sweep", pa.string()), ("sweep_dir", pa.string()), ("job_dir", pa.string()),
-    ("method", pa.string()), ("model", pa.string()), ("task", pa.string()), ("budget", pa.string()),
-    ("seed", pa.int64()), ("data_seed", pa.int64()), ("init_seed", pa.int64()), ("lr", pa.float64()),
-    ("trainable_params", pa.int64()), ("total_params", pa.int64()), ("trainable_pct", pa.float64()),
-    ("target_params", pa.int64()), ("param_knob", pa.string()), ("param_knob_value", pa.int64()),
-    ("stored_params", pa.int64()),
-    ("adapter_bytes", pa.int64()), ("peak_mem_bytes", pa.int64()), ("peak_mem_kind", pa.string()),
-    ("memory_cap_bytes", pa.int64()), ("within_memory_cap", pa.bool_()),
-    ("lr_grid", pa.string()), ("lr_search_time_s", pa.float64()), ("calibration_time_s", pa.float64()),
-    ("train_time_s", pa.float64()), ("train_steps", pa.int64()), ("train_tokens", pa.int64()),
-    ("tokens_per_s", pa.float64()), ("stop_reason", pa.string()), ("eval_time_s", pa.float64()),
-    ("device", pa.string()), ("hardware_json", pa.string()), ("gpu_hours", pa.float64()),
-    ("config_json", pa.string()), ("data_json", pa.string()), ("model_json", pa.string()),
-    ("versions_json", pa.string()), ("git_sha", pa.string()), ("git_dirty", pa.bool_()),
-    ("started_at", pa.timestamp("us", tz="UTC")), ("ended_at", pa.timestamp("us", tz="UTC")),
-    ("harness_version", pa.string()), ("schema_version", pa.string()),
-])
+from harness.store.record import RUNS_SCHEMA, SCHEMA_VERSION
 
 METRICS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("task", pa.string()), ("metric", pa.string()), ("value", pa.float64()),

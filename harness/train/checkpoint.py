@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -63,11 +63,11 @@ def resumed_metric(step: int) -> list[Metric]:
     return [Metric("cost", "resumed_from_step", float(step), None, 1, False, RESUMED_VERSION)] if step else []
 
 
-def open_checkpoint(train_cfg: Mapping[str, Any], results_dir: str | Path, run_id: str,
+def open_checkpoint(every: int, minutes: float, results_dir: str | Path, run_id: str,
                     name: str = "train", world: World = World()) -> Checkpointer | None:
-    """The checkpointer of one training of a run, with its last checkpoint loaded if there is one;
-    None when `train.checkpoint_every` and `train.checkpoint_minutes` are both off."""
-    every, minutes = int(train_cfg.get("checkpoint_every") or 0), float(train_cfg.get("checkpoint_minutes") or 0)
+    """The checkpointer of one training of a run, saving every `every` steps or `minutes` minutes
+    (train.checkpoint_every, train.checkpoint_minutes), with its last checkpoint loaded if there is
+    one; None when both are off."""
     if not every and not minutes:
         return None
     return Checkpointer(folder(results_dir, run_id) / f"{name}.pt", every, minutes, world=world)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -42,11 +42,25 @@ class TrainResult:
     optimizer_bytes: int = 0  # optimizer state at the end of training (costs.memory_split)
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    """The loop's own piece of the run's `TrainConfig` (harness/config/run_config.py)."""
+
+    grad_accum: int  # micro-batches per optimizer step
+    warmup_ratio: float  # fraction of the planned steps with a linear lr warm-up
+    grad_clip: float | None  # gradient-norm clip; 0 or None: none
+    precision: str  # the autocast setting when no resolved `Precision` is given
+
+    @classmethod
+    def of(cls, train: Any) -> "StepOptions":
+        return cls(train.grad_accum, train.warmup_ratio, train.grad_clip, train.precision)
+
+
 def train(
     model: nn.Module,
     method: Method,
     batches: Iterator[dict[str, torch.Tensor]],
-    cfg: Mapping[str, Any],
+    options: StepOptions,
     lr: float,
     budget: Budget,
     device: torch.device,
@@ -57,22 +71,22 @@ def train(
     parallel: Parallel | None = None,
 ) -> TrainResult:
     """Train until the budget stops it. `precision` (harness/models/precision.py) gives the autocast of
-    every forward pass; None: fp32 base weights under `cfg["precision"]`. `checkpoint`
+    every forward pass; None: fp32 base weights under `options.precision`. `checkpoint`
     (harness/train/checkpoint.py) restores a saved state before the first step (`batches` must then
     start after the micro-batches it consumed) and saves one after the steps it asks for. `parallel`
     (harness/distributed/parallel.py) spreads each step over the ranks of a run; the counts, loss
     and stop decisions are then those of the global micro-batch, the same on every rank."""
     parallel = parallel or Parallel()
-    accum = int(cfg["grad_accum"])
+    accum = options.grad_accum
     optimizer = method.build_optimizer(model, lr)
     planned = budget.planned_steps(tokens_per_step_hint)
-    warmup = int(math.ceil(cfg["warmup_ratio"] * (planned or 0)))
+    warmup = int(math.ceil(options.warmup_ratio * (planned or 0)))
     scheduler = (
         get_cosine_schedule_with_warmup(optimizer, warmup, planned)
         if planned
         else get_constant_schedule_with_warmup(optimizer, warmup)
     )
-    autocast = (precision or Precision.of("fp32", device, cfg["precision"])).autocast
+    autocast = (precision or Precision.of("fp32", device, options.precision)).autocast
     result = TrainResult()
     prefixed = labels_prefixed(model)
     trained_s = checkpoint.begin(model, method, optimizer, scheduler, result) if checkpoint else 0.0
@@ -107,8 +121,8 @@ def train(
                 f"loss became {step_loss} at step {result.steps + 1}; lower the learning rate "
                 f"(train.lr, now {lr:g}) or check the training data"
             )
-        if method.training_step is None and cfg["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg["grad_clip"])
+        if method.training_step is None and options.grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], options.grad_clip)
         optimizer.step()
         scheduler.step()
         _check_memory_cap(budget, device, result.steps + 1)

@@ -16,7 +16,7 @@ from harness.models.loading import load_model
 from harness.tasks import from_conf
 from harness.train.batching import batch_stream
 from harness.train.encoding import encode_pairs
-from harness.train.loop import train
+from harness.train.loop import StepOptions, train
 from harness.train.ready import ready_to_train
 from methods._core.base import BuildContext
 
@@ -42,7 +42,7 @@ def train_case(name: str, data_dir: str, parallel: Parallel, world: World) -> tu
     parallel.wrap(model, torch.device("cpu"))
     batches = batch_stream(items, GLOBAL_BATCH // world.size, tok.pad_token_id, 0, rank=world.rank, world_size=world.size)
     losses: list[float] = []
-    train(model, method, batches, {"grad_accum": 1, "warmup_ratio": 0.0, "grad_clip": 1.0, "precision": "auto"},
+    train(model, method, batches, StepOptions(grad_accum=1, warmup_ratio=0.0, grad_clip=1.0, precision='auto'),
           LR.get(name, 1e-2), Budget("t", max_steps=STEPS), torch.device("cpu"), 1.0,
           on_step=lambda _s, loss, _lr: losses.append(loss), parallel=parallel)
     return losses, {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}

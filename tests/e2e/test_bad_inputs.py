@@ -1,5 +1,5 @@
 """Bad inputs end in one line, exit status 2 and no rows: options of the wrong type or out of range
-(harness/config/checks.py, through the real CLI and, for the longer table, the preflight in-process),
+(harness/config/run_config.py, through the real CLI and, for the longer table, the preflight in-process),
 a results_dir that cannot be created, damaged data files (every local loader). And the report of
 runs that share configuration and seed but not their data keeps them apart instead of crashing."""
 
@@ -20,7 +20,8 @@ from omegaconf import OmegaConf
 from harness import tasks
 from harness.budget.spec import Budget
 from harness.cli import preflight
-from harness.config.checks import RULES, first_problem
+from harness.config.checks import first_problem
+from harness.config.run_config import RULES
 from harness.core.errors import HarnessError
 from harness.core.paths import CONF_DIR
 from harness.data.general_text import general_text
@@ -58,6 +59,11 @@ def test_bad_option_is_one_line_through_the_cli(tmp_path, override, shown, allow
     option = override.split("=", 1)[0]
     line = assert_refused(run_cli([*TINY, override], tmp_path), f"{option}=", tmp_path)
     assert line == f"error: {option}={shown} is invalid: it must be {allowed}"
+
+
+def test_an_option_a_group_does_not_have_is_one_line_through_the_cli(tmp_path):
+    line = assert_refused(run_cli([*TINY, "+train.bach_size=8"], tmp_path), "train.bach_size", tmp_path)
+    assert line.startswith("error: train.bach_size is not an option of train; its options are: batch_size, ")
 
 
 def test_results_dir_under_a_file_is_one_line(tmp_path):
@@ -105,6 +111,7 @@ def test_results_dir_under_a_file_is_one_line(tmp_path):
     (["forgetting.general_text.n_chunks=0"], "forgetting.general_text.n_chunks"),
     (["forgetting.kl_drift.new_tokens=0"], "forgetting.kl_drift.new_tokens"),
     (["wandb.enabled=on"], "wandb.enabled"),
+    (["wandb.mode=loud"], "wandb.mode"),
     (["sweep_name=''"], "sweep_name"),
     (["model.dtype=bf17"], "model.dtype"),
     (["train.gradient_checkpointing=1"], "train.gradient_checkpointing"),
@@ -149,7 +156,7 @@ def test_every_rule_names_an_option_that_exists_and_every_shipped_config_passes(
     for overrides in choices:
         cfg = preflight._compose(overrides)
         OmegaConf.resolve(cfg)
-        assert first_problem(OmegaConf.to_container(cfg)) is None, overrides
+        assert first_problem(OmegaConf.to_container(cfg), RULES) is None, overrides
         found |= {r.option for r in RULES if OmegaConf.select(cfg, r.option, default=absent) is not absent}
     assert found == {r.option for r in RULES}
 

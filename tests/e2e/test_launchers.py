@@ -11,7 +11,7 @@ from hydra.errors import MissingConfigException
 
 from harness.cli.app import worker_threads
 from harness.core.errors import HarnessError
-from harness.run.experiment import prepare
+from harness.run.prepare import prepare
 from harness.cli.preflight import (
     _compose,
     _missing_option_message,

@@ -56,7 +56,7 @@ def test_training_stops_after_the_epochs(tiny_model):
 
     import methods
     from harness.train.batching import batch_stream
-    from harness.train.loop import train
+    from harness.train.loop import StepOptions, train
     from methods._core.base import BuildContext
 
     loaded = tiny_model()
@@ -65,7 +65,7 @@ def test_training_stops_after_the_epochs(tiny_model):
     torch.manual_seed(0)
     pool = [(ids, ids) for ids in torch.randint(5, 1000, (10, 12)).tolist()]
     budget = Budget("x", epochs=1.5).for_pool(len(pool), 4, 1)
-    cfg = {"grad_accum": 1, "warmup_ratio": 0.0, "precision": "fp32", "grad_clip": 1.0}
+    cfg = StepOptions(grad_accum=1, warmup_ratio=0.0, grad_clip=1.0, precision='fp32')
     result = train(model, method, batch_stream(pool, 4, 0, seed=0), cfg, 1e-3, budget, torch.device("cpu"), 48.0)
     assert (result.steps, result.stop_reason, result.sequences) == (3, "epochs", 12)
     assert result.optimizer_bytes > 0

@@ -16,7 +16,7 @@ from harness.cli.config_template import Template
 from harness.cli.job_configs import JobComposer
 from harness.core.errors import HarnessError
 from harness.core.memo import memoized, preflight_scope
-from harness.run import experiment
+from harness.run import prepare as preparing
 from harness.store.result_store import ResultStore
 
 TINY = ["+sweep=smoke", "task.n_eval=2", "forgetting.probes=[kl_drift]", "forgetting.target_gain=false"]
@@ -79,7 +79,7 @@ def test_jobs_that_differ_in_the_seed_share_one_composition_and_keep_their_run_i
     for job in preflight.expand_jobs(sweep):  # the path before issue 18: Hydra and prepare for each job
         cfg = compose([o for o in job if not o.startswith("hydra.")])
         OmegaConf.resolve(cfg)
-        before.append(experiment.prepare(cfg).run_id)
+        before.append(preparing.prepare(cfg).run_id)
     assert [j.run_id for j in jobs] == before and len(set(before)) == 12
 
 
@@ -100,8 +100,8 @@ def test_one_bad_job_of_many_is_named(tiny):
 
 def test_task_data_and_probes_load_once_per_preflight(tiny, monkeypatch):
     loads = []
-    build = experiment.build_probes
-    monkeypatch.setattr(experiment, "build_probes", lambda *a: loads.append(a) or build(*a))
+    build = preparing.build_probes
+    monkeypatch.setattr(preparing, "build_probes", lambda *a: loads.append(a) or build(*a))
     preflight.plan([*tiny, "seed=range(0,8)", "method=lora"])
     assert len(loads) == 1
     with preflight_scope():

@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from harness.cli import preflight
-from harness.run.experiment import prepare
+from harness.run.prepare import prepare
 
 TINY = ["model=tiny-random-llama"]
 PINNED = {

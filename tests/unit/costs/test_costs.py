@@ -15,12 +15,12 @@ from harness.costs.footprint import (PeakMemory, extra_prompt_tokens, memory_spl
 from harness.costs.latency import ms_per_token
 from harness.store.result_store import ResultStore
 from harness.train.batching import batch_stream
-from harness.train.loop import train
+from harness.train.loop import StepOptions, train
 from methods._core.base import BuildContext
 from tests.conftest import run_cli
 
 CPU = torch.device("cpu")
-TRAIN_CFG = {"grad_accum": 1, "warmup_ratio": 0.0, "precision": "fp32", "grad_clip": 1.0}
+TRAIN_CFG = StepOptions(grad_accum=1, warmup_ratio=0.0, grad_clip=1.0, precision='fp32')
 
 
 def _apply(loaded, **options):

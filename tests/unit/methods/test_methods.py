@@ -108,7 +108,7 @@ def test_full_trains_everything(tiny_model):
 @pytest.mark.parametrize("name", ["full", "lora", "pissa", "dora", "ia3", "prompt_tuning"])
 def test_loss_falls_when_training(tiny_model, name):
     from harness.budget.spec import Budget
-    from harness.train.loop import train
+    from harness.train.loop import StepOptions, train
 
     loaded = tiny_model()
     method, model = _build(loaded, name=name)
@@ -116,7 +116,7 @@ def test_loss_falls_when_training(tiny_model, name):
     ids = torch.randint(0, 500, (4, 16))
     batch = {"input_ids": ids, "labels": ids.clone(), "attention_mask": torch.ones_like(ids)}
     before = float(model(**batch).loss)
-    cfg = {"grad_accum": 1, "warmup_ratio": 0.0, "grad_clip": 1.0, "precision": "fp32"}
+    cfg = StepOptions(grad_accum=1, warmup_ratio=0.0, grad_clip=1.0, precision='fp32')
     lr = {"full": 1e-3, "prompt_tuning": 3e-1, "ia3": 3e-1}.get(name, 1e-2)
     train(model, method, iter(lambda: batch, None), cfg, lr, Budget("t", max_steps=15), torch.device("cpu"), 64.0)
     after = float(model(**batch).loss)

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 import methods
 from harness.budget.spec import Budget
 from harness.core.errors import HarnessError
-from harness.train.loop import train
+from harness.train.loop import StepOptions, train
 from methods._core.base import trainable_parameter_count
 from methods._core.native import ColumnBlockLinear, decoder_layers
 from methods.mezo import directions
@@ -29,7 +29,7 @@ from tests.unit.methods.test_methods import (
     assert_merge_keeps_outputs,
 )
 
-TRAIN_CFG = {"grad_accum": 1, "warmup_ratio": 0.0, "grad_clip": 1.0, "precision": "fp32"}
+TRAIN_CFG = StepOptions(grad_accum=1, warmup_ratio=0.0, grad_clip=1.0, precision='fp32')
 
 # Options that keep every method small and valid on the test model (sizes 32, 64 and 128).
 SMALL = {

@@ -15,11 +15,11 @@ import torch
 import methods
 from harness.budget.spec import Budget
 from harness.core.errors import HarnessError
-from harness.train.loop import train
+from harness.train.loop import StepOptions, train
 from methods._core.base import BuildContext, trainable_parameter_count
 from tests.unit.methods.test_methods import ALL_LINEAR, _inputs, _linear_shapes, _logits
 
-TRAIN_CFG = {"grad_accum": 1, "warmup_ratio": 0.0, "grad_clip": 1.0, "precision": "fp32"}
+TRAIN_CFG = StepOptions(grad_accum=1, warmup_ratio=0.0, grad_clip=1.0, precision='fp32')
 
 # Options that keep every method small and valid on the test model (sizes 32, 64 and 128).
 SMALL = {

@@ -12,7 +12,7 @@ import torch
 import methods
 from harness.budget.spec import Budget
 from harness.models.precision import Precision
-from harness.train.loop import train
+from harness.train.loop import StepOptions, train
 from harness.train.ready import ready_to_train
 from methods._core.base import BuildContext
 from tests.unit.methods.test_methods_native import LR as NATIVE_LR
@@ -93,8 +93,7 @@ def test_method_invariants_hold_in_both_precisions(bases, name, dtype):
 
     batch = next(_batches())
     losses: list[float] = []
-    train(model, method, iter(lambda: batch, None), {"grad_accum": 1, "warmup_ratio": 0.0, "grad_clip": 1.0,
-          "precision": "auto"}, LR.get(name, 1e-2), Budget("t", max_steps=STEPS.get(name, 8)), CPU, 24.0,
+    train(model, method, iter(lambda: batch, None), StepOptions(grad_accum=1, warmup_ratio=0.0, grad_clip=1.0, precision='auto'), LR.get(name, 1e-2), Budget("t", max_steps=STEPS.get(name, 8)), CPU, 24.0,
           on_step=lambda _s, loss, _lr: losses.append(loss), precision=precision)
     assert all(map(torch.isfinite, torch.tensor(losses))) and losses[-1] < losses[0]
     assert all(p.dtype == torch.float32 for p in method.trainable_parameters(model))

@@ -19,7 +19,7 @@ from harness.core.errors import HarnessError
 from harness.core.paths import CONF_DIR
 from harness.models import classifier
 from harness.models.loading import load_model
-from harness.run.experiment import prepare
+from harness.run.prepare import prepare
 from harness.store.result_store import ResultStore
 from harness.tasks.base import EvalContext
 from methods._core.base import BuildContext
@@ -155,8 +155,10 @@ def test_an_encoder_run_is_marked_and_skips_what_needs_a_language_model(test_dat
     cfg = composed("task=glue_sst2", "budget=smoke", f"data.dir={test_data}", "data.order=[local]")
     prepared = prepare(cfg)
     assert prepared.data.name == "glue_sst2_head" and prepared.data.identity["protocol"] == "classification_head"
-    assert cfg.model.num_labels == 2 and list(cfg.forgetting.probes) == [] and cfg.forgetting.target_gain is False
-    assert cfg.eval.latency_tokens == 0 and not prepared.probes.probes and prepared.probes.gain is None
+    run = prepared.run  # the plan's changes, in the resolved config the run records (not in the composed one)
+    assert run.model["num_labels"] == 2 and run.forgetting["probes"] == [] and run.forgetting["target_gain"] is False
+    assert run.eval.latency_tokens == 0 and not prepared.probes.probes and prepared.probes.gain is None
+    assert prepared.config["model"]["num_labels"] == 2 and "num_labels" not in cfg.model
 
 
 @pytest.mark.parametrize("overrides,expected", [

@@ -3,16 +3,18 @@ parquet tables hold (every final metric row and the cost columns)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 
 import pytest
 import wandb
 
+from harness.config.run_config import WandbConfig, check_options
 from harness.core.errors import HarnessError
 from harness.run.tracking import COST_COLUMNS, Tracker, check_config
 
-WANDB = {"enabled": True, "mode": "offline", "project": "peft-harness-test", "entity": None}
+WANDB = WandbConfig(enabled=True, mode="offline", project="peft-harness-test", entity=None)
 
 
 def _row(status: str = "finished") -> dict:
@@ -87,7 +89,7 @@ def test_online_without_credentials_is_a_config_error(monkeypatch):
     monkeypatch.setenv("WANDB_CONFIG_DIR", "/nonexistent")
     monkeypatch.setenv("NETRC", "/nonexistent")
     with pytest.raises(HarnessError, match="wandb.mode=online needs WANDB_API_KEY"):
-        check_config({**WANDB, "mode": "online"})
-    with pytest.raises(HarnessError, match="wandb.mode='nope' is unknown"):
-        check_config({**WANDB, "mode": "nope"})
-    check_config({**WANDB, "enabled": False, "mode": "online"})  # disabled: nothing to check
+        check_config(dataclasses.replace(WANDB, mode="online"))
+    with pytest.raises(HarnessError, match=r"^wandb.mode='nope' is invalid: it must be one of offline, online, disabled$"):
+        check_options({"wandb": {"enabled": True, "mode": "nope"}})
+    check_config(dataclasses.replace(WANDB, enabled=False, mode="online"))  # disabled: nothing to check

@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.store.result_store import METRICS_SCHEMA, RUNS_SCHEMA, ResultStore
+from harness.store.record import RUNS_SCHEMA
+from harness.store.result_store import METRICS_SCHEMA, ResultStore
 
 
 def _run(run_id: str, status: str = "finished") -> dict:

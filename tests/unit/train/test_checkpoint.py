@@ -21,7 +21,7 @@ from harness.budget.spec import Budget
 from harness.core.errors import RunFailed
 from harness.train import checkpoint
 from harness.train.checkpoint import Checkpointer, open_checkpoint
-from harness.train.loop import TrainResult, train
+from harness.train.loop import StepOptions, TrainResult, train
 from methods._core.base import BuildContext, Method, MethodConfig
 from tests.conftest import REPO
 from tests.unit.methods.test_methods import ALL_LINEAR
@@ -29,7 +29,7 @@ from tests.unit.methods.test_methods_native import SMALL as NATIVE_SMALL
 from tests.unit.methods.test_methods_peft import SMALL as PEFT_SMALL
 from tests.unit.methods.test_methods_precision import FAST
 
-CFG = {"grad_accum": 2, "warmup_ratio": 0.25, "grad_clip": 1.0, "precision": "fp32"}
+CFG = StepOptions(grad_accum=2, warmup_ratio=0.25, grad_clip=1.0, precision='fp32')
 STEPS, EVERY, STOP_AT = 6, 2, 5  # stopped during step 5's callback: the last checkpoint is step 4's
 # Small, valid options on the test model; the stateful methods set so that their state changes
 # across the stop: LISA redraws its layers every 2 steps, AdaLoRA prunes and fixes its rank pattern.
@@ -119,7 +119,7 @@ def test_a_stopped_training_resumes_to_the_uninterrupted_result(fresh, tmp_path,
     torch.manual_seed(12345)  # whatever the new process drew before: the checkpoint's RNG states win
     saved = Checkpointer(tmp_path / "train.pt", EVERY)
     assert saved.resumed_step == STOP_AT - 1
-    resumed = _train(method, model, name, saved, start=saved.resumed_step * CFG["grad_accum"])
+    resumed = _train(method, model, name, saved, start=saved.resumed_step * CFG.grad_accum)
 
     assert resumed.losses == reference.losses  # every step once, each loss bit for bit
     assert (resumed.steps, resumed.tokens, resumed.sequences) == (reference.steps, reference.tokens, reference.sequences)
@@ -194,12 +194,12 @@ def test_saves_come_every_n_steps_or_every_n_minutes(tmp_path):
 
 
 def test_checkpoints_are_off_unless_asked_and_live_under_the_run_id(tmp_path):
-    assert open_checkpoint({"checkpoint_every": 0, "checkpoint_minutes": 0}, tmp_path, "abc") is None
-    saved = open_checkpoint({"checkpoint_every": 0, "checkpoint_minutes": 5}, tmp_path, "abc", "lr-0.001")
+    assert open_checkpoint(0, 0, tmp_path, "abc") is None
+    saved = open_checkpoint(0, 5, tmp_path, "abc", "lr-0.001")
     assert saved.path == tmp_path / "checkpoints" / "abc" / "lr-0.001.pt" and saved.resumed_step == 0
     model, method, optimizer, scheduler = _tiny_training(0.0)
     saved.save(model, method, optimizer, scheduler, TrainResult(steps=3), 1.5)
-    assert open_checkpoint({"checkpoint_every": 4}, tmp_path, "abc", "lr-0.001").resumed_step == 3
+    assert open_checkpoint(4, 0, tmp_path, "abc", "lr-0.001").resumed_step == 3
     checkpoint.discard(tmp_path, "abc")
     assert not (tmp_path / "checkpoints").exists()
 

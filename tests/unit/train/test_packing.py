@@ -13,11 +13,11 @@ from harness.cli import preflight
 from harness.core.errors import HarnessError
 from harness.train.batching import batch_stream, pack, without_kv_cache
 from harness.train.encoding import IGNORE, collate
-from harness.train.loop import train
+from harness.train.loop import StepOptions, train
 from methods._core.base import BuildContext
 
 CPU = torch.device("cpu")
-TRAIN_CFG = {"grad_accum": 2, "warmup_ratio": 0.0, "precision": "fp32", "grad_clip": 1.0}
+TRAIN_CFG = StepOptions(grad_accum=2, warmup_ratio=0.0, grad_clip=1.0, precision='fp32')
 
 
 def _items(lengths_and_targets, seed: int = 0) -> list[tuple[list[int], list[int]]]:

@@ -1,0 +1,216 @@
+"""The run's own options as typed, validated dataclasses, made once at the boundary.
+
+`RunConfig.of(config)` takes the plain, resolved config Hydra composed (conf/config.yaml plus the
+groups) and returns typed objects: `TrainConfig`, `EvalConfig`, `DataConfig`, `WandbConfig`. The
+components get their own piece (the training loop a `TrainConfig`, the tracker a `WandbConfig`),
+never the whole config. Each field carries the rule its values obey (harness/config/checks.py), so
+the type and range checks and the fields cannot drift apart; an option the dataclass does not know
+(`+train.bach_size=8`) is an error naming the options it has. Defaults live in conf/config.yaml
+only: every field is required here. The method's, task's, budget's, model's and probes' options
+stay plain mappings that their own classes validate (MethodConfig, Task, Budget.validate,
+load_model, build_probes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from harness.config.checks import DATA_SOURCES, Rule, first_problem
+from harness.core.errors import HarnessError
+
+
+def option(kind: str, **rule: Any) -> Any:
+    """A field whose values obey `Rule(<group>.<name>, kind, **rule)`."""
+    return field(metadata={"rule": (kind, rule)})
+
+
+def rules_of(cls: type, group: str) -> tuple[Rule, ...]:
+    """The rules of a typed config's fields, each named by its dotted option."""
+    prefix = f"{group}." if group else ""
+    return tuple(Rule(prefix + f.name, f.metadata["rule"][0], **f.metadata["rule"][1])
+                 for f in dataclasses.fields(cls) if "rule" in f.metadata)
+
+
+def _build(cls: type, values: Mapping[str, Any], group: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise HarnessError(f"{group}.{unknown[0]} is not an option of {group}; its options are: {', '.join(sorted(known))}")
+    missing = sorted(known - set(values))
+    if missing:
+        raise HarnessError(f"{group}.{missing[0]} is missing from the config; conf/config.yaml sets it, "
+                           "so a config that drops it was not composed from conf/")
+    return cls(**{name: values[name] for name in known})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a run trains (`train:` in conf/config.yaml, whose comments give the defaults)."""
+
+    lr: float | None = option("number", low=0, low_open=True, nullable=True)
+    """Peak learning rate; null: the method's recommended lr (`method.lr`)."""
+    batch_size: int = option("int", low=1)
+    """Sequences per micro-batch (per process in a distributed run)."""
+    grad_accum: int = option("int", low=1)
+    """Micro-batches per optimizer step."""
+    max_seq_len: int = option("int", low=1)
+    """Prompt + target tokens; the prompt is cut from the left if longer."""
+    warmup_ratio: float = option("number", low=0, high=1)
+    """Fraction of the planned steps with a linear lr warm-up."""
+    grad_clip: float | None = option("number", low=0, nullable=True)
+    """Gradient-norm clip; 0 or null: none."""
+    precision: str = option("text", choices=("auto", "fp32", "fp16", "bf16"))
+    """Autocast of the forward passes; auto: bf16 on GPUs that support it (else fp16), fp32 on CPU."""
+    data_seed: int = option("int", low=0)
+    """Seed of the training batch order (`${seed}` unless set)."""
+    init_seed: int = option("int", low=0)
+    """Seed of the method's own init, e.g. adapter weights (`${seed}` unless set)."""
+    lr_sweep: list[float] = option("number list", low=0, low_open=True)
+    """lr_sweep/v1: multipliers of the method's lr; the best on validation wins; []: off."""
+    eval_every: int = option("int", low=0)
+    """Validation loss every N optimizer steps, for curves and steps_to_target; 0: off."""
+    val_items: int = option("int", low=1)
+    """Validation items carved from the training pool when lr_sweep or eval_every is on."""
+    steps_to_target_fraction: float = option("number", low=0, high=1, low_open=True)
+    """steps_to_target/v1: the first step with this fraction of the final validation-loss gain."""
+    gradient_checkpointing: bool = option("bool")
+    """Recompute activations in backward: less memory, about 30 % more compute."""
+    group_by_length: bool = option("bool")
+    """Batch items of similar length together (seeded): less padding, the same data per epoch."""
+    packing: bool = option("bool")
+    """Several items per row, attention kept within each item: no padding at all."""
+    checkpoint_every: int = option("int", low=0)
+    """Save trainable state, optimizer and data position every N steps; 0: off."""
+    checkpoint_minutes: float = option("number", low=0)
+    """... or every N minutes of training; 0: off."""
+    keep_checkpoints: bool = option("bool")
+    """false: a finished run deletes its checkpoint."""
+    strategy: str = option("text", choices=("auto", "ddp", "fsdp", "none"))
+    """How the processes of torchrun / accelerate launch share a run; none: one process (what auto
+    resolves to in a plain launch, and what the run records then)."""
+    world_size: int = option("int", low=1)
+    """Processes sharing the run; the launcher sets it (WORLD_SIZE)."""
+
+    @property
+    def lr_searched(self) -> bool:
+        return bool(self.lr_sweep)
+
+    @property
+    def needs_validation(self) -> bool:
+        """Held-out training items are carved for the validation curve and the lr search."""
+        return bool(self.eval_every or self.lr_sweep)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How a run evaluates (`eval:`)."""
+
+    merge_adapters: bool = option("bool")
+    """Fold mergeable adapters into the weights before evaluating (same function, faster)."""
+    log_samples: bool = option("bool")
+    """Per-item scores and predictions in the `samples` table."""
+    latency_tokens: int = option("int", low=0)
+    """cost/latency/v1: ms per generated token over this many tokens, merged and unmerged; 0: not measured."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where data comes from (`data:`)."""
+
+    dir: str | None = option("text", nullable=True)
+    """A local data folder in ../shared/data's layout (`HARNESS_DATA_DIR`)."""
+    order: list[str] = option("text list", choices=DATA_SOURCES, distinct=True)
+    """Sources tried in this order; the first that has the data wins."""
+
+
+@dataclass(frozen=True)
+class WandbConfig:
+    """Weights & Biases logging (`wandb:`)."""
+
+    enabled: bool = option("bool")
+    """Log the run to wandb."""
+    mode: str = option("text", choices=("offline", "online", "disabled"))
+    """online | offline | disabled (offline never asks to log in; `wandb sync` uploads later)."""
+    project: str = option("text")
+    """The wandb project."""
+    entity: str | None = option("text", nullable=True)
+    """The wandb entity (team or user); null: the default."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run's composed config: its own options typed, the components' options as mappings."""
+
+    seed: int = option("int", low=0)
+    """Run seed: data order and adapter init, through train.data_seed and train.init_seed."""
+    device: str = option("device")
+    """auto (cuda when available) | cpu | cuda[:N]."""
+    results_dir: str = option("text")
+    """Where tables, sweep logs and caches land."""
+    force: bool = option("bool")
+    """Rerun even when this run_id already finished."""
+    sweep_name: str = option("text")
+    """The sweep's name: files runs and names the sweep folder."""
+    train: TrainConfig = field(metadata={"group": TrainConfig})
+    eval: EvalConfig = field(metadata={"group": EvalConfig})
+    data: DataConfig = field(metadata={"group": DataConfig})
+    wandb: WandbConfig = field(metadata={"group": WandbConfig})
+    model: dict = field(metadata={"component": "the model's loader (harness/models/loading.py)"})
+    method: dict = field(metadata={"component": "the method's MethodConfig"})
+    task: dict = field(metadata={"component": "the task's class (harness/tasks/)"})
+    budget: dict = field(metadata={"component": "Budget (harness/budget/spec.py)"})
+    forgetting: dict = field(metadata={"component": "the probes (harness/probes/composite.py)"})
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> "RunConfig":
+        """Typed and validated: the first bad option raises HarnessError in one line."""
+        check_options(config)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in config:
+                raise HarnessError(f"{f.name} is missing from the config; compose it from conf/ (python -m harness ...)")
+            group = f.metadata.get("group")
+            values[f.name] = _build(group, config[f.name], f.name) if group else config[f.name]
+        return cls(**values)
+
+
+GROUPS = {"train": TrainConfig, "eval": EvalConfig, "data": DataConfig, "wandb": WandbConfig}
+
+# Options of the components' mappings that several of them share: their types here, their meaning
+# and finer checks with their owners.
+COMPONENT_RULES: tuple[Rule, ...] = (
+    Rule("model.dtype", "text", choices=("auto", "bf16", "fp16", "fp32")),
+    # task options several tasks share (each task's yaml has a subset)
+    Rule("task.n_eval", "int", low=1, nullable=True),
+    Rule("task.n_shots", "int", low=0),
+    Rule("task.shot_seed", "int", low=0),
+    Rule("task.num_fewshot", "int", low=0),
+    Rule("task.max_new_tokens", "int", low=1),
+    Rule("task.batch_size", "int", low=1),
+    Rule("task.eval_batch_size", "int", low=1),
+    Rule("task.score_batch_size", "int", low=1),
+    Rule("task.train_limit", "int", low=1, nullable=True),
+    Rule("task.chat_template", "bool"),
+    # budget numbers: their types here, their ranges in Budget.validate
+    *(Rule(f"budget.{name}", "int", nullable=True) for name in ("max_steps", "max_tokens")),
+    *(Rule(f"budget.{name}", "number", nullable=True) for name in ("max_time_s", "epochs")),
+    Rule("budget.target_params", "int", nullable=True),
+    *(Rule(f"budget.{name}", "number", nullable=True) for name in ("target_params_pct", "param_tolerance", "max_memory_gib")),
+    Rule("forgetting.target_gain", "bool"),
+    Rule("forgetting.fallback_to_kl", "bool"),
+    *(Rule(f"forgetting.general_text.{name}", "int", low=1) for name in ("max_chars", "n_chunks", "chunk_tokens", "batch_size")),
+    Rule("forgetting.general_suite.required", "bool"),
+    Rule("forgetting.kl_drift.n_prompts", "int", low=1),
+    Rule("forgetting.kl_drift.new_tokens", "int", low=1),
+)
+
+RULES: tuple[Rule, ...] = (*rules_of(RunConfig, ""), *(r for g, c in GROUPS.items() for r in rules_of(c, g)), *COMPONENT_RULES)
+
+
+def check_options(config: Mapping[str, Any]) -> None:
+    """Raise HarnessError naming the first option that breaks its rule, the bad value and what is allowed."""
+    problem = first_problem(config, RULES)
+    if problem:
+        raise HarnessError(problem)
