@@ -1,6 +1,7 @@
-"""`python -m harness.report RESULTS_DIR [--out DIR] [--metric NAME] [--confidence 0.95] [--reference NAME]`:
+"""`python -m harness.report RESULTS_DIR [--out DIR] [--metric NAME] [--confidence 0.95] [--reference NAME] [--site OUT]`:
 write the leaderboards, paired comparisons and figures of a results folder, headless; with
-`--reference NAME` also our runs next to the published numbers of `references/NAME.csv`.
+`--reference NAME` also our runs next to the published numbers of `references/NAME.csv`; with
+`--site OUT` an interactive site (OUT/index.html, opens from disk) instead, or as well with `--out`.
 
 Unreadable or missing part files are named on stderr (`warning: ...`) and the rest is reported;
 nothing to report is a one-line `error: ...` with exit status 2.
@@ -38,28 +39,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level of every interval (default: 0.95)")
     parser.add_argument("--reference", action="append", default=[], metavar="NAME",
                         help=f"also compare with published numbers (repeatable): {', '.join(available())}")
+    parser.add_argument("--site", metavar="OUT", help="write the interactive site to OUT (open OUT/index.html, no server "
+                        "or network needed) instead of the markdown report; with --out, both")
     args = parser.parse_args(argv)
+    written = site = None
     try:
         for name in args.reference:
             load_reference(name)  # a bad reference fails before anything is written
-        written = write_report(args.results_dir, args.out, args.metric, args.confidence)
-        references = write_references(args.results_dir, args.out, args.reference, args.confidence)
+        if args.site is not None:
+            from harness.report.site.build import write_site  # plotly and the method registry: only for the site
+
+            site = write_site(args.results_dir, args.site, args.metric, args.confidence, args.reference)
+            references = site.references
+        if args.site is None or args.out is not None:
+            written = write_report(args.results_dir, args.out, args.metric, args.confidence)
+            references = write_references(args.results_dir, args.out, args.reference, args.confidence)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for problem in written.problems:
+    shown = written or site
+    for problem in shown.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    for report in written.tasks:
+    for report in shown.tasks:
         board = report.leaderboard_text()
         if len(board) <= PRINTED_ROWS:
             print(f"== {report.task}: leaderboard\n{report.leaderboard_markdown}\n")
         else:  # thousands of configurations: the best ones here, all of them in the file
+            full = written.out_dir / (slug(report.task) + "_leaderboard.md") if written else site.leaderboard(report.task)
             print(f"== {report.task}: leaderboard, best {PRINTED_ROWS} of {len(board)} (all in "
-                  f"{written.out_dir / (slug(report.task) + '_leaderboard.md')})\n{markdown(board.head(PRINTED_ROWS))}\n")
+                  f"{full})\n{markdown(board.head(PRINTED_ROWS))}\n")
     for ref in references:
         print(f"== reference {ref.name}: {ref.summary}\n{markdown(ref.text)}\n")
-    files = len(written.files) + sum(len(ref.files) for ref in references)
-    print(f"wrote {files} files to {written.out_dir} (start with {written.out_dir / 'index.md'})")
+    if written:
+        files = len(written.files) + sum(len(ref.files) for ref in references)
+        print(f"wrote {files} files to {written.out_dir} (start with {written.out_dir / 'index.md'})")
+    if site:
+        print(f"wrote {len(site.files)} files to {site.out_dir} (open {site.index} in a browser)")
     return 0
 
 
