@@ -29,37 +29,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks import template_run  # noqa: E402
 from harness.store.result_store import ResultStore  # noqa: E402
 
 METHODS = ["lora", "pissa", "dora", "ia3", "vera", "adalora", "loha", "lokr", "boft", "prefix_tuning"]
-TEMPLATE_RUN = ["+sweep=smoke", "method=lora", "seed=0", "task.n_eval=2", "eval.latency_tokens=0",
-                "forgetting.probes=[general_text]", "forgetting.target_gain=false"]
+TEMPLATE_RUN = ["+sweep=smoke", "method=lora", "seed=0", *template_run.TINY[2:]]
 
 
 def template(scratch: Path) -> tuple[dict, list[dict]]:
     """A real finished runs row and all its metric rows, from a tiny real run made now (kept in `scratch`)."""
-    results = scratch / "template"
-    if not (results / "runs").is_dir():
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        env.setdefault("HARNESS_DATA_DIR", str(REPO / "tests" / "data"))
-        print("making the template: one tiny real run ...", flush=True)
-        proc = subprocess.run([sys.executable, "-m", "harness", f"results_dir={results}", *TEMPLATE_RUN],
-                              cwd=REPO, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            sys.exit(f"the template run failed:\n{proc.stderr[-3000:]}")
-    runs, metrics, _ = ResultStore(results).read()
-    row = {k: _plain(v) for k, v in runs.iloc[0].to_dict().items()}
-    rows = [{k: _plain(v) for k, v in m.items()} for m in metrics.drop(columns="run_id").to_dict("records")]
-    return row, rows
-
-
-def _plain(value):
-    if hasattr(value, "to_pydatetime"):
-        return value.to_pydatetime()
-    try:
-        return None if value != value else value  # NaN -> None
-    except (TypeError, ValueError):
-        return value
+    row, metrics = template_run.finished_run(template_run.make(scratch / "template", TEMPLATE_RUN))
+    return row, [template_run.plain_row(m) for m in metrics.to_dict("records")]
 
 
 def synthetic(row: dict, metrics: list[dict], i: int, configs: int, n: int) -> tuple[dict, list[dict]]:

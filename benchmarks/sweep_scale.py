@@ -30,44 +30,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks import template_run  # noqa: E402
 from harness.store import finished  # noqa: E402
 from harness.store.parts import list_parts  # noqa: E402
 from harness.store.result_store import COMPACT_PARTS_ENV, ResultStore  # noqa: E402
 
 METHODS = ["lora", "pissa", "dora", "ia3", "vera", "adalora", "loha", "lokr", "boft", "prefix_tuning"]
 METRICS_PER_RUN = 20
-TEMPLATE_RUN = ["model=tiny-random-llama", "budget=smoke", "task.n_eval=2", "eval.latency_tokens=0",
-                "forgetting.probes=[general_text]", "forgetting.target_gain=false", "sweep_name=sweep_scale_template"]
+TEMPLATE_RUN = [*template_run.TINY, "sweep_name=sweep_scale_template"]
 
 
 def template(results: Path | None, scratch: Path) -> tuple[dict, list[dict]]:
     """A real finished runs row and its final metric rows (from `results`, else from a tiny run made now)."""
-    if results is None:
-        results = scratch / "template"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        env.setdefault("HARNESS_DATA_DIR", str(REPO / "tests" / "data"))
-        print("making the template: one tiny real run ...", flush=True)
-        proc = subprocess.run([sys.executable, "-m", "harness", f"results_dir={results}", *TEMPLATE_RUN],
-                              cwd=REPO, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            sys.exit(f"the template run failed:\n{proc.stderr[-3000:]}")
-    runs, metrics, _ = ResultStore(results).read()
-    done = runs[runs["status"] == "finished"]
-    if done.empty:
-        sys.exit(f"{results} holds no finished run to copy")
-    row = {k: (None if _missing(v) else v) for k, v in done.iloc[0].to_dict().items()}
-    row["started_at"], row["ended_at"] = row["started_at"].to_pydatetime(), row["ended_at"].to_pydatetime()
-    final = metrics[(metrics["run_id"] == row["run_id"]) & metrics["step"].isna()].drop(columns="run_id")
-    rows = [{k: (None if _missing(v) else v) for k, v in m.items()} for m in final.to_dict("records")]
+    row, metrics = template_run.finished_run(results or template_run.make(scratch / "template", TEMPLATE_RUN))
+    rows = [template_run.plain_row(m) for m in metrics[metrics["step"].isna()].to_dict("records")]
     extra = [{**rows[i % len(rows)], "metric": f"{rows[i % len(rows)]['metric']}_copy{i}"} for i in range(METRICS_PER_RUN)]
     return row, (rows + extra)[:METRICS_PER_RUN]  # copies only when the run had fewer metric rows
-
-
-def _missing(value) -> bool:
-    try:
-        return value is None or value != value  # NaN
-    except (TypeError, ValueError):
-        return False
 
 
 def synthetic(row: dict, metrics: list[dict], i: int) -> tuple[dict, list[dict]]:
