@@ -1,9 +1,9 @@
 """Published numbers next to ours: `python -m harness.report RESULTS_DIR --reference NAME`.
 
 A reference is `references/<NAME>.csv`, one row per published number (columns: REQUIRED plus the
-optional spread / n_runs / n_eval_items / notes), every `source_id` cited in
-`references/sources.csv`. Values keep the unit they were published in (`percent` or `fraction`);
-our metrics are fractions.
+optional spread / n_runs / n_eval_items / version_spread / hardware / notes), every `source_id`
+cited in `references/sources.csv`. Values keep the unit they were published in (`percent` or
+`fraction` for a metric, which is a fraction in our tables; `bytes` or `seconds` for a cost).
 
 Matching: a reference row is compared with every configuration of ours (method x model x task x
 budget x variant) with the same method, task and metric. A reference task is a run's task, or
@@ -14,13 +14,23 @@ items from a test slice). A different model or such a mark is listed in the `dif
 column: the row is still compared, never passed off as the same experiment. Reference rows
 without a match are listed as `not run`.
 
+Costs: a row whose metric is one of our cost columns (COST_METRICS: `peak_mem_bytes`,
+`train_time_s`, `adapter_bytes` of the runs table) is compared with that column. Time and memory
+depend on the machine: such a row names the published `hardware` as `hardware_key` writes it
+(`1x NVIDIA L40S`), our runs are grouped by hardware as well, and a configuration of ours on other
+hardware is `not comparable` (no band, no verdict). A file size is compared on any hardware.
+
 Noise band, for a published value p and one configuration of ours with k seeds:
     se_ours = sqrt(s**2 / k + e**2)   s: std of the metric across seeds (0 for one seed),
                                       e: mean over its runs of the metric's standard error over items
+                                      (0 for a cost)
     se_pub  = spread / sqrt(n_runs)   where the source reports a spread across runs, else
               sqrt(p (1 - p) / n)     the binomial standard error of an accuracy on its n items,
               0                       where neither is known (noted in `differences`)
-    band    = z * sqrt(se_ours**2 + se_pub**2), z the two-sided normal quantile of `confidence`.
+    v       = version_spread          the std of the source's own re-runs of the same configuration
+                                      (same seed and hardware, other software versions: drift), 0
+                                      where the source has none
+    band    = z * sqrt(se_ours**2 + se_pub**2 + v**2), z the two-sided normal quantile of `confidence`.
 Verdict: `within noise` when |ours - p| <= band, else `above` / `below` the published number.
 """
 
@@ -47,9 +57,12 @@ REFERENCES_DIR = Path(__file__).resolve().parents[2] / "references"
 METHOD_CONFIGS = Path(__file__).resolve().parents[2] / "conf" / "method"
 SOURCES_FILE = "sources.csv"
 REQUIRED = ("source_id", "model", "model_hub_id", "method", "published_method", "task", "metric", "value", "unit")
-OPTIONAL_NUMBERS = ("spread", "n_runs", "n_eval_items")
+OPTIONAL_NUMBERS = ("spread", "n_runs", "n_eval_items", "version_spread")
 SOURCE_COLUMNS = ("source_id", "title", "arxiv_id", "repository", "path", "commit", "location")
-UNIT_SCALE = {"percent": 100.0, "fraction": 1.0}  # published value / scale = fraction
+UNIT_SCALE = {"percent": 100.0, "fraction": 1.0, "bytes": 1.0, "seconds": 1.0}  # published value / scale = ours
+METRIC_UNITS = ("percent", "fraction")  # a metric's value and spreads are at most UNIT_SCALE
+# Our runs-table cost columns a published cost is compared with: (unit, whether it depends on the hardware)
+COST_METRICS = {"peak_mem_bytes": ("bytes", True), "train_time_s": ("seconds", True), "adapter_bytes": ("bytes", False)}
 TASK_MARKS = re.compile(r"[\[~]")  # where a task name's data-set-up marks begin
 
 
@@ -93,24 +106,32 @@ def _check_row(row: pd.Series, line: int, path: Path, known_methods: set[str], s
     empty = [c for c in REQUIRED if not row[c].strip()]
     if empty:
         raise HarnessError(f"{path} line {line}: empty {', '.join(empty)}; every published number needs them")
-    if row["unit"] not in UNIT_SCALE:
-        raise HarnessError(f"{path} line {line}: unit={row['unit']!r}; use one of: {', '.join(UNIT_SCALE)}")
+    cost = COST_METRICS.get(row["metric"])
+    units = (cost[0],) if cost else METRIC_UNITS
+    if row["unit"] not in units:
+        raise HarnessError(f"{path} line {line}: unit={row['unit']!r}; use one of: {', '.join(units)}"
+                           + (f" (the unit of our {row['metric']})" if cost else ""))
+    if cost and cost[1] and not row.get("hardware", "").strip():
+        raise HarnessError(f"{path} line {line}: {row['metric']} depends on the machine; name the published one in the "
+                           f"hardware column as our reports write it (e.g. '1x NVIDIA L40S')")
     if row["method"] not in known_methods:
         raise HarnessError(f"{path} line {line}: method={row['method']!r} is not a harness method; use the registry name "
                            f"the published one maps to (python -m methods lists them) and keep the paper's in published_method")
     if row["source_id"] not in sources.index:
         raise HarnessError(f"{path} line {line}: source_id={row['source_id']!r} is not cited in {SOURCES_FILE}; add it there")
     value = _number(row["value"], path, line, "value")
-    if value > UNIT_SCALE[row["unit"]]:
-        raise HarnessError(f"{path} line {line}: value={row['value']} is out of range for unit {row['unit']} "
-                           f"(at most {UNIT_SCALE[row['unit']]:g})")
     numbers = {c: _number(row[c], path, line, c) if row.get(c, "").strip() else math.nan for c in OPTIONAL_NUMBERS}
+    for column, number in (("value", value), ("version_spread", numbers["version_spread"])):
+        if row["unit"] in METRIC_UNITS and number > UNIT_SCALE[row["unit"]]:
+            raise HarnessError(f"{path} line {line}: {column}={row[column]} is out of range for unit {row['unit']} "
+                               f"(at most {UNIT_SCALE[row['unit']]:g})")
     return {**row.to_dict(), **numbers, "value": value, "published": value / UNIT_SCALE[row["unit"]]}
 
 
 def load_reference(name: str, directory: Path = REFERENCES_DIR) -> pd.DataFrame:
-    """The validated rows of `references/<name>.csv`, with `published` (the value as a fraction)
-    and the citation of each row's source. Raises HarnessError naming the file, line and fix."""
+    """The validated rows of `references/<name>.csv`, with `published` (the value in our unit: a
+    fraction, or bytes / seconds for a cost) and the citation of each row's source. Raises
+    HarnessError naming the file, line and fix."""
     path = directory / f"{name}.csv"
     if name == Path(SOURCES_FILE).stem or not path.is_file():
         raise HarnessError(f"unknown reference {name!r}; available: {', '.join(available(directory)) or 'none'} "
@@ -141,17 +162,21 @@ def base_task(task: str) -> str:
 
 
 def our_values(results_dir: Path, results: Results) -> pd.DataFrame:
-    """Long form, one row per finished run x final metric: the run's configuration (CONFIG_KEYS),
-    `key` (the task as references name it), metric, value and its standard error over items."""
+    """Long form, one row per finished run x final metric, and per run x cost column (COST_METRICS,
+    without an error over items): the run's configuration (CONFIG_KEYS) and `hardware`, `key` (the
+    task as references name it), metric, value and its standard error over items."""
     _, metrics, _ = ResultStore(results_dir).read(strict=False)  # unreadable parts are already named by the report
     metrics, _ = newest_versions(metrics)  # as the leaderboards: never mix metric versions
     final = metrics[metrics["step"].isna()][["run_id", "task", "metric", "value", "stderr"]]
-    runs = results.runs[["run_id", *CONFIG_KEYS]].rename(columns={"task": "run_task"})
+    runs = results.runs[["run_id", *CONFIG_KEYS, "hardware"]].rename(columns={"task": "run_task"})
     values = final.merge(runs, on="run_id")
     suite = values["task"] != values["run_task"]  # a suite's per-dataset rows carry the dataset as their task
     bases = values["run_task"].map(base_task)
     values["key"] = bases.where(~suite, bases + "/" + values["task"])
-    return values
+    costs = results.runs.melt(id_vars=["run_id"], value_vars=[c for c in COST_METRICS if c in results.runs],
+                              var_name="metric").dropna(subset=["value"]).merge(runs, on="run_id")
+    costs = costs.assign(task=costs["run_task"], stderr=math.nan, key=costs["run_task"].map(base_task))
+    return pd.concat([values, costs], ignore_index=True)
 
 
 @dataclass(frozen=True)
@@ -181,16 +206,25 @@ def _published_se(ref: pd.Series) -> float:
     return math.nan
 
 
+def _version_spread(ref: pd.Series) -> float:
+    """The std of the source's own re-runs in our unit (drift across software versions); 0 where unknown."""
+    spread = ref.get("version_spread", math.nan)
+    return 0.0 if math.isnan(spread) else spread / UNIT_SCALE[ref["unit"]]
+
+
 def _differences(ref: pd.Series, config: pd.Series, ours: Ours, se_pub: float) -> str:
+    cost = ref["metric"] in COST_METRICS
     notes = []
     if config["model"] != ref["model"]:
         notes.append(f"model: ours {config['model']}, published {ref['model']} ({ref['model_hub_id']})")
     marks = config["run_task"][len(base_task(config["run_task"])):]
     if marks:
         notes.append(f"data set-up: {marks}")
-    if math.isnan(se_pub):
-        notes.append("published uncertainty unknown (no spread, no item count)")
-    if not ours.item_se_known:
+    if "hardware" in config and config["hardware"] != ref["hardware"]:
+        notes.append(f"hardware: ours {config['hardware']}, published {ref['hardware']}")
+    if math.isnan(se_pub) and math.isnan(ref.get("version_spread", math.nan)):
+        notes.append("published uncertainty unknown (no spread, " + ("no re-runs)" if cost else "no item count)"))
+    if not ours.item_se_known and not cost:
         notes.append("our item-level error unknown")
     return "; ".join(notes)
 
@@ -209,18 +243,23 @@ def compare(reference: pd.DataFrame, values: pd.DataFrame, confidence: float = C
         if matched.empty:
             rows.append({**base, "verdict": "not run"})
             continue
-        for key, config_values in matched.groupby(keys, sort=True):
-            config = pd.Series(dict(zip(keys, key)))
+        by_hardware = COST_METRICS.get(ref["metric"], ("", False))[1]  # time and memory: one group per machine
+        group_keys = keys + ["hardware"] if by_hardware else keys
+        for key, config_values in matched.groupby(group_keys, sort=True):
+            config = pd.Series(dict(zip(group_keys, key)))
             ours = _ours(config_values)
             se_pub = _published_se(ref)
-            band = z * math.sqrt(ours.se**2 + (0.0 if math.isnan(se_pub) else se_pub**2))
+            row = {**base, "our_task": config["run_task"], "our_model": config["model"], "budget": config["budget"],
+                   "variant": config["variant"], "n_seeds": ours.n_seeds, "ours": ours.mean,
+                   "ours_low": ours.mean - z * ours.se, "ours_high": ours.mean + z * ours.se,
+                   "differences": _differences(ref, config, ours, se_pub)}
+            if by_hardware and config["hardware"] != ref["hardware"]:
+                rows.append({**row, "verdict": "not comparable"})  # costs on other hardware are shown, not judged
+                continue
+            band = z * math.sqrt(ours.se**2 + (0.0 if math.isnan(se_pub) else se_pub**2) + _version_spread(ref)**2)
             difference = ours.mean - ref["published"]
             verdict = "within noise" if abs(difference) <= band else ("above" if difference > 0 else "below")
-            rows.append({**base, "our_task": config["run_task"], "our_model": config["model"], "budget": config["budget"],
-                         "variant": config["variant"], "n_seeds": ours.n_seeds, "ours": ours.mean,
-                         "ours_low": ours.mean - z * ours.se, "ours_high": ours.mean + z * ours.se,
-                         "difference": difference, "band": band, "verdict": verdict,
-                         "differences": _differences(ref, config, ours, se_pub)})
+            rows.append({**row, "difference": difference, "band": band, "verdict": verdict})
     columns = ["reference", "source_id", "published_method", "method", "published_task", "metric", "published_model",
                "published", "our_task", "our_model", "budget", "variant", "n_seeds", "ours", "ours_low", "ours_high",
                "difference", "band", "verdict", "differences", "source"]
@@ -231,23 +270,26 @@ def format_comparison(table: pd.DataFrame, confidence: float = CONFIDENCE) -> pd
     def cell(value, fmt):
         return "" if pd.isna(value) else format(value, fmt)
 
+    number = [".6g" if m in COST_METRICS else ".4f" for m in table["metric"]]  # bytes and seconds: no fixed decimals
     return pd.DataFrame({
         "Method": [f"{m} ({p})" for m, p in zip(table["method"], table["published_method"])],
         "Task": table["published_task"], "Metric": table["metric"],
         "Published model": table["published_model"], "Our model": table["our_model"].fillna(""),
         "Budget": table["budget"].fillna(""), "Seeds": [cell(n, ".0f") for n in table["n_seeds"]],
-        "Published": [cell(p, ".4f") for p in table["published"]],
+        "Published": [cell(p, f) for p, f in zip(table["published"], number)],
         f"Ours (mean ± {confidence:.0%} CI)": [
             "" if pd.isna(r.ours) else format_interval(r.ours, r.ours_low, r.ours_high, int(r.n_seeds)) for r in table.itertuples()],
         "Ours - published (± band)": [
-            "" if pd.isna(r.difference) else f"{r.difference:+.4f} (± {r.band:.4f})" for r in table.itertuples()],
+            "" if pd.isna(r.difference) else f"{r.difference:+{f}} (± {r.band:{f}})"
+            for r, f in zip(table.itertuples(), number)],
         "Verdict": table["verdict"], "Differences": table["differences"].fillna(""), "Source": table["source"],
     })
 
 
 def summary_line(table: pd.DataFrame) -> str:
     counts = table["verdict"].value_counts()
-    return ", ".join(f"{counts.get(v, 0)} {v}" for v in ("within noise", "above", "below", "not run"))
+    shown = ("within noise", "above", "below", "not comparable", "not run")
+    return ", ".join(f"{counts.get(v, 0)} {v}" for v in shown if v != "not comparable" or v in counts)
 
 
 @dataclass

@@ -37,7 +37,8 @@ def test_every_row_is_valid_and_cited(name):
     assert len(table) == len(raw) > 0
     assert (table[list(REQUIRED)].astype(str).apply(lambda c: c.str.strip() != "")).all().all()
     assert set(table["method"]) <= set(methods.names())
-    assert table["published"].between(0, 1).all()
+    accuracies = table["unit"].isin(["percent", "fraction"])  # the others are costs: bytes, seconds
+    assert table.loc[accuracies, "published"].between(0, 1).all() and (table["published"] >= 0).all()
     percent = table["unit"] == "percent"
     np.testing.assert_allclose(table.loc[percent, "published"] * 100, raw.loc[percent, "value"].astype(float))
     assert set(table["source_id"]) <= set(load_sources().index)
@@ -58,7 +59,7 @@ def _grid(table: pd.DataFrame, *keys: str) -> int:
 def test_tables_hold_the_rows_the_issue_asks_for():
     peft = load_reference("peft_metamathqa")
     assert set(peft["method"]) == {"lora", "full", "dora", "rslora", "ia3", "vera", "oft", "boft", "prompt_tuning", "prefix_tuning"}
-    assert (peft["model"] == "llama-3.2-3b").all() and len(peft) == 10
+    assert (peft["model"] == "llama-3.2-3b").all() and len(peft) == 10 * 4  # accuracy, peak memory, train time, size
     for suite, n_sets in (("llm_adapters_math", 4), ("llm_adapters_commonsense", 8)):
         table = load_reference(suite)
         assert set(table["model"]) == {"llama-7b", "llama-13b"}
@@ -210,6 +211,21 @@ def test_side_by_side_report_on_a_real_smoke_sweep(smoke_results, tmp_path):
         assert row.our_model == "tiny-random-llama" and row.our_task == "metamathqa_gsm8k~gsm8k_train"
         assert f"published {row.published_model}" in row.differences and "~gsm8k_train" in row.differences
         assert row.verdict in ("within noise", "above", "below")
+
+
+@pytest.mark.slow
+def test_published_costs_next_to_a_real_smoke_sweep(smoke_results, tmp_path):
+    proc = _report_cli(smoke_results, tmp_path, "peft_metamathqa")
+    table = pd.read_csv(tmp_path / "reference_peft_metamathqa.csv", keep_default_na=False)
+    lora = table[(table["method"] == "lora") & (table["verdict"] != "not run")].set_index("metric")
+    assert set(lora.index) == {"exact_match_flexible", "peak_mem_bytes", "train_time_s", "adapter_bytes"}
+    for metric in ("peak_mem_bytes", "train_time_s"):  # measured on this CPU, published on an L40S
+        assert lora.loc[metric, "verdict"] == "not comparable" and lora.loc[metric, "band"] == ""
+        assert "published 1x NVIDIA L40S" in lora.loc[metric, "differences"]
+    runs = pd.read_parquet(smoke_results / "runs")
+    assert float(lora.loc["adapter_bytes", "ours"]) == runs.loc[runs["method"] == "lora", "adapter_bytes"].mean()
+    assert lora.loc["adapter_bytes", "verdict"] == "below"  # a 2-layer random model's adapter is smaller
+    assert "not comparable" in proc.stdout
 
 
 # --- published claims (a `claim` column): paired by seed along the curves ------------------------------
