@@ -23,6 +23,12 @@ LEGACY_VALUES = {
     ("train", "packing"): False,
     ("train", "world_size"): 1,  # one process; `train.strategy` resolves to none there
     ("train", "strategy"): "none",
+    ("model", "load_in_8bit"): False,
+    ("train", "warmup_steps"): None,  # warm-up from warmup_ratio
+    ("train", "lr_schedule"): "cosine",
+    ("train", "loss_on_prompt"): False,
+    ("train", "select_best"): False,
+    ("task", "train_prompt_template"): None,  # training text from the task's prompt_template
 }
 
 

@@ -58,7 +58,14 @@ class TrainConfig:
     max_seq_len: int = option("int", low=1)
     """Prompt + target tokens; the prompt is cut from the left if longer."""
     warmup_ratio: float = option("number", low=0, high=1)
-    """Fraction of the planned steps with a linear lr warm-up."""
+    """Fraction of the planned steps with a linear lr warm-up (unless `warmup_steps` is set)."""
+    warmup_steps: int | None = option("int", low=0, nullable=True)
+    """Optimizer steps of linear lr warm-up, as a count (HF Trainer's `warmup_steps`); null: `warmup_ratio` decides."""
+    lr_schedule: str = option("text", choices=("cosine", "linear"))
+    """The lr decay after warm-up, over the planned steps: cosine, or linear to 0 (HF Trainer's default)."""
+    loss_on_prompt: bool = option("bool")
+    """Train on the prompt's tokens too, not only the target's (alpaca-lora's `train_on_inputs`); validation
+    and evaluation losses stay on the target."""
     grad_clip: float | None = option("number", low=0, nullable=True)
     """Gradient-norm clip; 0 or null: none."""
     precision: str = option("text", choices=("auto", "fp32", "fp16", "bf16"))
@@ -73,6 +80,9 @@ class TrainConfig:
     """Validation loss every N optimizer steps, for curves and steps_to_target; 0: off."""
     val_items: int = option("int", low=1)
     """Validation items carved from the training pool when lr_sweep or eval_every is on."""
+    select_best: bool = option("bool")
+    """select_best/v1: the run keeps the trainable state of the validation point (every `eval_every`
+    steps, step 0 excluded) with the lowest val_loss, as HF Trainer's `load_best_model_at_end`."""
     steps_to_target_fraction: float = option("number", low=0, high=1, low_open=True)
     """steps_to_target/v1: the first step with this fraction of the final validation-loss gain."""
     gradient_checkpointing: bool = option("bool")
@@ -182,6 +192,7 @@ GROUPS = {"train": TrainConfig, "eval": EvalConfig, "data": DataConfig, "wandb":
 # and finer checks with their owners.
 COMPONENT_RULES: tuple[Rule, ...] = (
     Rule("model.dtype", "text", choices=("auto", "bf16", "fp16", "fp32")),
+    Rule("model.load_in_8bit", "bool"),
     # task options several tasks share (each task's yaml has a subset)
     Rule("task.n_eval", "int", low=1, nullable=True),
     Rule("task.n_shots", "int", low=0),
@@ -193,6 +204,7 @@ COMPONENT_RULES: tuple[Rule, ...] = (
     Rule("task.score_batch_size", "int", low=1),
     Rule("task.train_limit", "int", low=1, nullable=True),
     Rule("task.chat_template", "bool"),
+    Rule("task.train_prompt_template", "text", nullable=True),
     # budget numbers: their types here, their ranges in Budget.validate
     *(Rule(f"budget.{name}", "int", nullable=True) for name in ("max_steps", "max_tokens")),
     *(Rule(f"budget.{name}", "number", nullable=True) for name in ("max_time_s", "epochs")),

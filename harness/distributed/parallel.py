@@ -3,13 +3,13 @@ global micro-batch (harness/train/batching.py), and the step equals one process'
 global micro-batch.
 
 * Strategy (`train.strategy`): `ddp` replicates the model and averages gradients
-  (DistributedDataParallel). `fsdp` (sharded parameters, gradients and optimizer state) is refused
-  for now: sharded runs need sharded checkpoints and an evaluation that gathers the weights, not
-  built yet. `auto` is DDP. A world of one has no strategy (`none`).
+  (DistributedDataParallel). `fsdp` shards parameters, gradients and optimizer state over the ranks
+  (FSDP2's `fully_shard`, harness/distributed/sharded.py) and averages gradients too. `auto` is
+  DDP. A world of one has no strategy (`none`).
 * Loss: one process's loss is the mean over the micro-batch's target tokens. Split over ranks, each
   rank sums its own targets' losses and divides by the target count of the whole global
   micro-batch (summed over ranks first), so the ranks' shares add up to that same mean however
-  unevenly targets fall; DDP averages gradients, so each rank backpropagates world x its share. A
+  unevenly targets fall; DDP and FSDP average gradients, so each rank backpropagates world x its share. A
   classification micro-batch has one target per item and equal items per rank: a rank's mean over
   its items, divided by the world size, is its share.
 """
@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from harness.core.errors import HarnessError
 from harness.core.metrics import Metric
+from harness.distributed import sharded
 from harness.distributed.world import World
 from harness.train.encoding import IGNORE
 from methods._core.base import Method
@@ -32,7 +33,9 @@ STRATEGIES = ("auto", "ddp", "fsdp")
 
 
 def resolve_strategy(name: str, method: Method, world: World) -> str:
-    """`train.strategy` as this run applies it; HarnessError for a method that cannot run over ranks."""
+    """`train.strategy` as this run applies it; HarnessError for a method that cannot run over ranks.
+    `auto`: FSDP for full fine-tuning (weights, gradients and optimizer state sharded: the one method
+    whose state grows with the model), DDP for the methods that train a small part of it."""
     if not world.distributed:
         return "none"
     if name == "none":
@@ -41,9 +44,14 @@ def resolve_strategy(name: str, method: Method, world: World) -> str:
     if method.distributed_refusal:
         raise HarnessError(f"method {method.name} cannot train over {world.size} processes: "
                            f"{method.distributed_refusal}; launch it as one process (python -m harness ...)")
+    if name == "auto":
+        name = "fsdp" if method.family == "full" else "ddp"
     if name == "fsdp":
-        raise HarnessError("train.strategy=fsdp is not available yet: sharded training needs sharded checkpoints and "
-                           "evaluation, still to build; use train.strategy=ddp (or auto)")
+        if type(method).regularization is not Method.regularization:
+            raise HarnessError(f"train.strategy=fsdp cannot shard method {method.name}: its regularization term reads "
+                               "the trained weights outside the model's forward pass, where each rank holds only its "
+                               "shard of them; use train.strategy=ddp (or auto)")
+        return "fsdp"
     return "ddp"
 
 
@@ -53,14 +61,39 @@ class Parallel:
     def __init__(self, world: World = World(), strategy: str = "none"):
         self.world, self.strategy = world, strategy
         self.forward: nn.Module | None = None
+        self.skeleton: sharded.Skeleton | None = None  # fsdp: rank 0's unsharded copy-to-be, for evaluation
+        self.device = torch.device("cpu")
 
     def wrap(self, model: nn.Module, device: torch.device) -> None:
-        """Prepare `model` (trainable parameters in place, on `device`) for this strategy."""
+        """Prepare `model` (trainable parameters in place, on `device`) for this strategy: under
+        fsdp, shard it in place (rank 0 first keeps its skeleton)."""
+        self.device = device
         if self.strategy == "ddp":
             ids = [device.index] if device.type == "cuda" else None
             self.forward = DistributedDataParallel(model, device_ids=ids)
+        elif self.strategy == "fsdp":
+            self.skeleton = sharded.Skeleton(model) if self.world.main else None
+            sharded.shard(model, device, self.world)
+            self.forward = model
         else:
             self.forward = model
+
+    def unwrapped(self, model: nn.Module) -> nn.Module:
+        """The model after training as rank 0 evaluates and saves it. Under fsdp every rank must call
+        this: the ranks gather the whole model, and rank 0 gets it as a plain module (the other ranks
+        keep `model`, sharded, and use it no more); otherwise `model` itself."""
+        if self.strategy != "fsdp":
+            return model
+        plain = sharded.unshard_to_main(model, self.skeleton, self.device)
+        self.skeleton = None
+        return plain if plain is not None else model
+
+    def refuse_sharded_best_in_checkpoints(self) -> None:
+        """Under fsdp the state train.select_best keeps is each rank's own shards, which an in-run
+        checkpoint (rank 0's) cannot carry: HarnessError before training starts."""
+        if self.strategy == "fsdp":
+            raise HarnessError("train.select_best with in-run checkpoints (train.checkpoint_every / "
+                               "train.checkpoint_minutes) is not built for train.strategy=fsdp: drop one of the three")
 
     def counts(self, local: tuple[int, ...]) -> tuple[int, ...]:
         """Counts of the global micro-batch: `local` summed over the ranks in one collective."""
@@ -87,9 +120,9 @@ class Parallel:
 
     @property
     def gradient_scale(self) -> float:
-        """DDP averages gradients over ranks; backpropagating world x a share makes that average the
-        gradient of the global loss."""
-        return float(self.world.size) if self.strategy == "ddp" else 1.0
+        """DDP and FSDP average gradients over ranks; backpropagating world x a share makes that
+        average the gradient of the global loss."""
+        return float(self.world.size) if self.strategy in ("ddp", "fsdp") else 1.0
 
 
 def target_count(batch: dict[str, Any], prefixed: bool = False) -> int:

@@ -13,10 +13,17 @@
 head; `encoder` a new classification head of `model.num_labels` outputs (1: regression), which
 the harness sets from the task before loading (harness/models/encoder_rules.py). The new head is initialised
 under `head_seed` (the run's train.init_seed), so every run of a seed starts from the same head.
+
+`model.load_in_8bit` stores the frozen linear weights in 8 bits (bitsandbytes' LLM.int8, as
+transformers' `load_in_8bit`), which needs a CUDA GPU: anywhere else the run is refused before it
+starts (`check_8bit`). The swap happens once the method is applied (`quantize_8bit`, called by
+harness/run/fit.py), so that every method, native ones too, wraps plain linear layers; the base
+model's baselines (forgetting probes, target gain) are measured before it, on the unquantized weights.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -26,6 +33,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+from torch import nn
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -77,7 +85,46 @@ def load_model(cfg: Mapping[str, Any], configs_dir: Path, head_seed: int = 0, dt
     if dtype != "fp32":
         loaded.model.to(torch_dtype)  # a no-op where the weights were read in it; a new head and random init are cast once
         loaded.identity["dtype"] = dtype  # absent: fp32, as in rows written before model.dtype existed
+    if cfg.get("load_in_8bit"):
+        loaded.identity["load_in_8bit"] = True  # quantized once the method is applied (`quantize_8bit`)
     return loaded
+
+
+def check_8bit(cfg: Mapping[str, Any], device: torch.device, merge_adapters: bool) -> None:
+    """HarnessError in one line when `model.load_in_8bit` cannot run here: it needs a causal LM, a
+    CUDA device and bitsandbytes, and adapters that stay unmerged (`eval.merge_adapters=false`)."""
+    if not cfg.get("load_in_8bit"):
+        return
+    has_bnb = importlib.util.find_spec("bitsandbytes") is not None
+    if device.type != "cuda" or not has_bnb:
+        raise HarnessError(
+            f"model.load_in_8bit=true needs a CUDA GPU and bitsandbytes for its 8-bit base weights; this run has device "
+            f"{device.type}{'' if has_bnb else ' and no bitsandbytes'}: run it on a GPU after `pip install bitsandbytes`, "
+            "or set model.load_in_8bit=false")
+    if model_kind(cfg) != CAUSAL:
+        raise HarnessError(f"model.load_in_8bit=true is for causal LMs; model {cfg['name']!r} is an {model_kind(cfg)}")
+    if merge_adapters:
+        raise HarnessError("model.load_in_8bit=true keeps the adapters apart from the 8-bit weights: set "
+                           "eval.merge_adapters=false (folding them in would round them to 8 bits)")
+
+
+def quantize_8bit(model: nn.Module, device: torch.device) -> int:
+    """Swap every frozen linear layer but the output head for bitsandbytes' Linear8bitLt (LLM.int8,
+    outlier threshold 6.0, transformers' default), quantized on the move to `device`; the layers a
+    method trains stay as they are. Returns how many layers were swapped."""
+    import bitsandbytes as bnb
+
+    head = model.get_output_embeddings()
+    targets = [(name, module) for name, module in model.named_modules()
+               if type(module) is nn.Linear and module is not head and not module.weight.requires_grad]
+    for name, linear in targets:
+        quantized = bnb.nn.Linear8bitLt(linear.in_features, linear.out_features, bias=linear.bias is not None,
+                                        has_fp16_weights=False, threshold=6.0)
+        quantized.load_state_dict({k: v.to(torch.float16) for k, v in linear.state_dict().items()})
+        quantized.requires_grad_(False)
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, quantized.to(device))  # bitsandbytes quantizes on the move
+    return len(targets)
 
 
 def check_available(cfg: Mapping[str, Any], configs_dir: Path) -> None:

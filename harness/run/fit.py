@@ -23,10 +23,10 @@ from harness.costs.footprint import PeakMemory
 from harness.distributed.parallel import Parallel
 from harness.models import classifier
 from harness.core.paths import CONF_DIR
-from harness.models.loading import ENCODER, LoadedModel, load_model
+from harness.models.loading import ENCODER, LoadedModel, load_model, quantize_8bit
 from harness.run import lr_search
 from harness.run.calibration import text_batches
-from harness.run.heldout import Curve, val_loss
+from harness.run.heldout import BestState, Curve, val_loss
 from harness.run.prepare import Prepared
 from harness.run.tracking import Tracker
 from harness.store.record import RunRecord
@@ -90,7 +90,7 @@ def fit_method(p: Prepared, s: Setup, lr: float, record: RunRecord, tracker: Tra
     base = s.model
     found = lr_search.search(lr_search.grid(lr, multipliers),
                              lambda c: _fit(p, s, c, methods.build(p.run.method), copy.deepcopy(base), tracker),
-                             lambda f: f.curve.points[-1][1])
+                             lambda f: f.curve.kept_loss())
     record.lr, record.lr_grid, record.lr_search_time_s = found.lr, found.record(), found.time_s
     return found.fitted
 
@@ -111,6 +111,8 @@ def _fit(p: Prepared, s: Setup, fit_lr: float, method: methods._core.base.Method
         calibration_time_s = time.perf_counter() - start
     torch.manual_seed(train_cfg.init_seed)  # the method's own init (adapter weights): seeded apart from data order
     model = method.apply(model, BuildContext(tok, s.loaded.tokenizer_path, s.loaded.kind, s.loaded.head))
+    if p.run.model.get("load_in_8bit"):  # after apply: every method wraps plain linear layers (harness/models/loading.py)
+        quantize_8bit(model, device)
     ready_to_train(model, method, train_cfg.gradient_checkpointing)
     parallel = Parallel(p.world, train_cfg.strategy)
     parallel.wrap(model, device)
@@ -120,18 +122,22 @@ def _fit(p: Prepared, s: Setup, fit_lr: float, method: methods._core.base.Method
         with p.precision.autocast():
             return val_loss(model, tok, p.task, p.validation, score_batch, max_len, device)
 
-    curve = Curve(validation_loss, train_cfg.eval_every)
+    curve = Curve(validation_loss, train_cfg.eval_every, BestState(model) if train_cfg.select_best else None)
     # in-run checkpoints (harness/train/checkpoint.py): one per training, each candidate lr its own
     saved = checkpoint.open_checkpoint(train_cfg.checkpoint_every, train_cfg.checkpoint_minutes, p.run.results_dir,
                                        p.run_id, f"lr-{fit_lr!r}" if train_cfg.lr_sweep else "train", p.world)
+    if saved is not None and curve.best is not None:
+        parallel.refuse_sharded_best_in_checkpoints()
     if saved is not None and saved.resumed_step:
         curve.points = list(saved.resumed_extra["curve"])
+        if curve.best is not None:
+            curve.best.load(saved.resumed_extra["best"])
         print(f"[harness] resuming run {p.run_id} from step {saved.resumed_step} (checkpoint {saved.path})",
               file=sys.stderr)
     else:
         curve.start()
     if saved is not None:
-        saved.extra = lambda: {"curve": list(curve.points)}
+        saved.extra = lambda: {"curve": list(curve.points), **({"best": curve.best.state()} if curve.best else {})}
 
     def on_step(step: int, loss: float, cur_lr: float) -> None:
         tracker.log({"train/loss": loss, "train/lr": cur_lr}, step=step)
@@ -148,20 +154,28 @@ def _fit(p: Prepared, s: Setup, fit_lr: float, method: methods._core.base.Method
                   if method.trains else TrainResult(stop_reason="no training"))
     if p.validation:
         curve.finish(result.steps)
+    if curve.best is not None and (kept := curve.best.restore()) is not None:  # select_best/v1 (harness/run/heldout.py)
+        print(f"[harness] train.select_best: kept the state of step {kept} of {result.steps} "
+              f"(val_loss {curve.best.loss:.4f})", file=sys.stderr)
+    model = parallel.unwrapped(model)  # fsdp: every rank gathers the whole model, rank 0 evaluates it unsharded
     return Fitted(method, model, result, peak, curve, calibration_time_s, saved.resumed_step if saved else 0)
 
 
 def _training_set(p: Prepared, loaded: LoadedModel) -> tuple[list, Callable]:
     """The training items as the model consumes them, and the function that batches them: an
     encoder's are classification examples; a causal LM's are (prompt, target) token ids with the
-    loss on the target. Their tokenization is cached across the runs of a sweep."""
+    loss on the target (the prompt's tokens too with train.loss_on_prompt). Their tokenization is
+    cached across the runs of a sweep."""
     tok, cache_root, max_len = loaded.tokenizer, Path(p.run.results_dir) / "cache" / "tokenized", p.run.train.max_seq_len
     if loaded.kind == ENCODER:
         return p.task.examples(tok, p.data.train, max_len, cache_root), classifier.collate
 
+    on_prompt = p.run.train.loss_on_prompt  # labels on the prompt's tokens too (train.loss_on_prompt)
+
     def encode(pairs):
-        encoded = encode_pairs(tok, pairs, max_len)
+        encoded = encode_pairs(tok, pairs, max_len, on_prompt)
         return [(ids + [tok.eos_token_id], labels + [tok.eos_token_id]) for ids, labels in encoded]
 
     pairs = [p.task.training_pair(x) for x in p.data.train]
-    return tokenized(cache_root, tok, pairs, {"max_len": max_len, "append": "eos"}, encode), collate
+    key = {"max_len": max_len, "append": "eos", **({"loss_on_prompt": True} if on_prompt else {})}  # old cache keys kept
+    return tokenized(cache_root, tok, pairs, key, encode), collate

@@ -30,12 +30,12 @@ from harness.core.paths import CONF_DIR
 from harness.distributed.parallel import resolve_strategy
 from harness.distributed.world import World
 from harness.models import encoder_rules
-from harness.models.loading import ENCODER, check_available, model_kind
+from harness.models.loading import ENCODER, check_8bit, check_available, model_kind
 from harness.models.precision import Precision, resolve_dtype, slower_half_notice
 from harness.probes.composite import Probes, build_probes
 from harness.run import lr_search
 from harness.run.calibration import GeneralText, load_general_text
-from harness.run.heldout import carve
+from harness.run.heldout import carve, check_select_best
 from harness.run.plan import RunPlan
 from harness.tasks.base import TaskData
 from harness.train import activation_checkpointing
@@ -87,6 +87,7 @@ def prepare(cfg: Mapping[str, Any]) -> Prepared:
     budget = Budget.from_config(run.budget)
     memoized("model_available", run.model, lambda: check_available(run.model, CONF_DIR))  # once per preflight
     device = pick_device(run.device)
+    check_8bit(run.model, device, run.eval.merge_adapters)  # model.load_in_8bit: CUDA and bitsandbytes, else one line
     plan = RunPlan()
     plan.decide("model.dtype", resolve_dtype(run.model["dtype"], device))  # `auto` resolved once, for every phase
     precision = Precision.of(plan.changes["model.dtype"], device, run.train.precision)  # HarnessError if they contradict
@@ -117,6 +118,7 @@ def prepare(cfg: Mapping[str, Any]) -> Prepared:
     if run.train.lr_sweep and not method.trains:
         raise HarnessError(f"train.lr_sweep searches a learning rate, and method {method.name} does not train; "
                            "drop train.lr_sweep for it")
+    check_select_best(run.train, method)
     if run.train.needs_validation:
         n_val = run.train.val_items
         data, validation = memoized("carve", [data.identity, n_val], lambda: carve(data, n_val))

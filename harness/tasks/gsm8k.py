@@ -113,6 +113,10 @@ class GSM8K(Task):
         return self.cfg["prompt_template"].format(question=item["question"])
 
     def training_pair(self, item: dict) -> tuple[str, str]:
+        # task.train_prompt_template (optional, null: prompt_template + " "): the training text's own
+        # template, followed by the answer as is (PEFT's and PiSSA's scripts concatenate them literally)
+        if template := self.cfg.get("train_prompt_template"):
+            return template.format(question=item["question"]), item["answer"]
         return self.prompt(item), " " + item["answer"]
 
     def shots(self, data: TaskData) -> list[dict]:
@@ -142,8 +146,9 @@ class GSM8K(Task):
         strict = [float(extract_strict(o) == r) for o, r in zip(outputs, refs)]
         flexible = [float(extract_flexible(o) == r) for o, r in zip(outputs, refs)]
         ce = target_cross_entropy(
-            ctx.model, ctx.tokenizer, [self.training_pair(x) for x in items], c["score_batch_size"], ctx.max_len, ctx.device
-        )
+            ctx.model, ctx.tokenizer, [(self.prompt(x), " " + x["answer"]) for x in items], c["score_batch_size"], ctx.max_len,
+            ctx.device,
+        )  # answer_ce: given the eval prompt, whatever the training text is
         per_item_ce = [nll / max(n, 1) for nll, n in ce]
         rows = []
         for metric, values, higher in (

@@ -258,7 +258,10 @@ class LLMAdaptersSuite(Task):
         return self.cfg["prompt_template"].format(instruction=item["instruction"])
 
     def training_pair(self, item: dict) -> tuple[str, str]:
-        return self.prompt(item), item["output"]
+        # task.train_prompt_template (optional, null: prompt_template): the training text's own template,
+        # e.g. finetune.py's literal one, indented unlike evaluate.py's (docs/protocols.md)
+        template = self.cfg.get("train_prompt_template") or self.cfg["prompt_template"]
+        return template.format(instruction=item["instruction"]), item["output"]
 
     def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
         score = self._score_loglik if self.cfg["scoring"] == "loglik" else self._score_generated

@@ -37,6 +37,7 @@ from torch import nn
 from harness.core.errors import RunFailed
 from harness.core.faults import fault_point
 from harness.core.metrics import Metric
+from harness.distributed import sharded
 from harness.distributed.world import World
 from methods._core.base import Method
 
@@ -85,7 +86,8 @@ class Checkpointer:
         self.world = world
         self.extra: Callable[[], dict[str, Any]] = dict  # what the run adds to every save (its validation curve)
         self.last_save = clock()
-        self._loaded = _load(self.path) if self.path.exists() else None  # restored by `begin`, then let go
+        # restored by `begin`, then let go
+        self._loaded = _load(self.path, world.distributed) if self.path.exists() else None
         self.resumed_step = int(self._loaded["result"]["steps"]) if self._loaded else 0  # 0: starting fresh
         self.resumed_extra: dict[str, Any] = self._loaded["extra"] if self._loaded else {}
 
@@ -98,9 +100,14 @@ class Checkpointer:
         if state is None:
             return 0.0
         method.restore_state(model, state["method"])
-        _load_parameters(model, state["parameters"], self.path)
-        optimizer.load_state_dict(state["optimizer"])
-        _move_unkeyed_state(optimizer)
+        if sharded.is_sharded(model):  # train.strategy=fsdp: rank 0's whole tensors into every rank's shards
+            _check_shapes(sharded.trainable_shapes(model), state["parameters"], self.path)
+            sharded.load_full_trainable_state(model, state["parameters"], self.world)
+            sharded.load_full_optimizer_state(model, optimizer, state["optimizer"], self.world)
+        else:
+            _load_parameters(model, state["parameters"], self.path)
+            optimizer.load_state_dict(state["optimizer"])
+            _move_unkeyed_state(optimizer)
         scheduler.load_state_dict(state["scheduler"])
         for f in dataclasses.fields(result):
             if f.name in state["result"]:
@@ -115,11 +122,15 @@ class Checkpointer:
 
     def save(self, model: nn.Module, method: Method, optimizer: torch.optim.Optimizer, scheduler: Any,
              result: Any, elapsed_s: float) -> None:
+        """Under train.strategy=fsdp every rank takes part in gathering the whole trainable state and
+        optimizer state to rank 0, which writes them unsharded."""
+        whole = sharded.is_sharded(model)
         state = {
             "format": FORMAT,
-            "parameters": {n: p.detach() for n, p in model.named_parameters() if p.requires_grad},
+            "parameters": (sharded.full_trainable_state(model) if whole else
+                           {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}),
             "method": method.checkpoint_state(model),
-            "optimizer": optimizer.state_dict(),
+            "optimizer": sharded.full_optimizer_state(model, optimizer) if whole else optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "result": dataclasses.asdict(result),
             "elapsed_s": elapsed_s,
@@ -156,9 +167,11 @@ def _unusable(path: Path, why: str) -> RunFailed:
                      "is gone (a failed run deletes it unless train.keep_checkpoints)")
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path, mapped: bool = False) -> dict[str, Any]:
+    """`mapped`: memory-mapped, so that the ranks of a run on one node share one copy in the page
+    cache and read only what they restore (under fsdp rank 0 alone reads the tensors)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mapped)
     except Exception as exc:
         raise _unusable(path, f"unreadable ({type(exc).__name__})") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -168,11 +181,15 @@ def _load(path: Path) -> dict[str, Any]:
 
 def _load_parameters(model: nn.Module, saved: dict[str, torch.Tensor], path: Path) -> None:
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    if {n: p.shape for n, p in trainable.items()} != {n: t.shape for n, t in saved.items()}:
-        raise _unusable(path, "it holds other trainable parameters than this run builds")
+    _check_shapes({n: tuple(p.shape) for n, p in trainable.items()}, saved, path)
     with torch.no_grad():
         for name, param in trainable.items():
             param.copy_(saved[name])
+
+
+def _check_shapes(expected: dict[str, tuple[int, ...]], saved: dict[str, torch.Tensor], path: Path) -> None:
+    if expected != {n: tuple(t.shape) for n, t in saved.items()}:
+        raise _unusable(path, "it holds other trainable parameters than this run builds")
 
 
 def _move_unkeyed_state(optimizer: torch.optim.Optimizer) -> None:

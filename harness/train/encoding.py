@@ -1,7 +1,9 @@
 """Turn (prompt, target) text pairs into token ids with the target's positions marked.
 
 Prompt and target are encoded separately and concatenated, as lm-eval does for log-likelihoods,
-so the boundary never depends on how the tokenizer merges across it.
+so the boundary never depends on how the tokenizer merges across it. The labels mark the target's
+tokens only, unless `loss_on_prompt` (`train.loss_on_prompt`, alpaca-lora's and LLM-Adapters'
+`train_on_inputs`): then every token is a label, the prompt's too.
 """
 
 from __future__ import annotations
@@ -14,26 +16,29 @@ from transformers import PreTrainedTokenizerBase
 IGNORE = -100
 
 
-def encode_pair(tok: PreTrainedTokenizerBase, prompt: str, target: str, max_len: int) -> tuple[list[int], list[int]]:
-    """Input ids and labels (IGNORE on the prompt); truncated from the left of the prompt so the
-    target survives whenever it fits."""
-    return _join(tok(prompt, add_special_tokens=True)["input_ids"], tok(target, add_special_tokens=False)["input_ids"], max_len)
+def encode_pair(tok: PreTrainedTokenizerBase, prompt: str, target: str, max_len: int,
+                loss_on_prompt: bool = False) -> tuple[list[int], list[int]]:
+    """Input ids and labels (IGNORE on the prompt unless `loss_on_prompt`); truncated from the left
+    of the prompt so the target survives whenever it fits."""
+    return _join(tok(prompt, add_special_tokens=True)["input_ids"], tok(target, add_special_tokens=False)["input_ids"],
+                 max_len, loss_on_prompt)
 
 
-def encode_pairs(tok: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]], max_len: int) -> list[tuple[list[int], list[int]]]:
+def encode_pairs(tok: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]], max_len: int,
+                 loss_on_prompt: bool = False) -> list[tuple[list[int], list[int]]]:
     """`encode_pair` over many pairs, with two batched tokenizer calls (the fast tokenizers encode a
     list in parallel: a GSM8K training pool takes about a second instead of ten)."""
     if not pairs:
         return []
     prompts = tok([p for p, _ in pairs], add_special_tokens=True)["input_ids"]
     targets = tok([t for _, t in pairs], add_special_tokens=False)["input_ids"]
-    return [_join(p, t, max_len) for p, t in zip(prompts, targets)]
+    return [_join(p, t, max_len, loss_on_prompt) for p, t in zip(prompts, targets)]
 
 
-def _join(p: list[int], t: list[int], max_len: int) -> tuple[list[int], list[int]]:
+def _join(p: list[int], t: list[int], max_len: int, loss_on_prompt: bool) -> tuple[list[int], list[int]]:
     t = t[:max_len]
     p = p[max(0, len(p) + len(t) - max_len):]
-    return p + t, [IGNORE] * len(p) + t
+    return p + t, (p if loss_on_prompt else [IGNORE] * len(p)) + t
 
 
 def collate(encoded: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:

@@ -1,6 +1,6 @@
 """The training loop: short and transparent on purpose, so every number it produces can be traced.
 
-AdamW (or the method's own optimizer), linear warmup then cosine decay, gradient accumulation,
+AdamW (or the method's own optimizer), linear warmup then cosine (or linear) decay, gradient accumulation,
 gradient clipping, autocast as harness/models/precision.py decides. It stops at the first budget limit reached and
 fails the run on a non-finite loss instead of training on garbage.
 """
@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from transformers import (
     get_constant_schedule_with_warmup,
     get_cosine_schedule_with_warmup,
+    get_linear_schedule_with_warmup,
 )
 
 from harness.budget.spec import GIB, Budget
@@ -50,10 +51,23 @@ class StepOptions:
     warmup_ratio: float  # fraction of the planned steps with a linear lr warm-up
     grad_clip: float | None  # gradient-norm clip; 0 or None: none
     precision: str  # the autocast setting when no resolved `Precision` is given
+    warmup_steps: int | None = None  # linear warm-up as a count of steps; None: from warmup_ratio
+    lr_schedule: str = "cosine"  # decay after warm-up over the planned steps: cosine | linear
 
     @classmethod
     def of(cls, train: Any) -> "StepOptions":
-        return cls(train.grad_accum, train.warmup_ratio, train.grad_clip, train.precision)
+        return cls(train.grad_accum, train.warmup_ratio, train.grad_clip, train.precision, train.warmup_steps,
+                   train.lr_schedule)
+
+    def scheduler(self, optimizer: torch.optim.Optimizer, planned: int | None) -> Any:
+        """Linear warm-up (`warmup_steps`, else `warmup_ratio` of the planned steps), then the decay
+        of `lr_schedule` to 0 at the last planned step; constant after warm-up when no step count is
+        planned (a time-only budget)."""
+        warmup = self.warmup_steps if self.warmup_steps is not None else int(math.ceil(self.warmup_ratio * (planned or 0)))
+        if not planned:
+            return get_constant_schedule_with_warmup(optimizer, warmup)
+        decay = get_linear_schedule_with_warmup if self.lr_schedule == "linear" else get_cosine_schedule_with_warmup
+        return decay(optimizer, warmup, planned)
 
 
 def train(
@@ -80,12 +94,7 @@ def train(
     accum = options.grad_accum
     optimizer = method.build_optimizer(model, lr)
     planned = budget.planned_steps(tokens_per_step_hint)
-    warmup = int(math.ceil(options.warmup_ratio * (planned or 0)))
-    scheduler = (
-        get_cosine_schedule_with_warmup(optimizer, warmup, planned)
-        if planned
-        else get_constant_schedule_with_warmup(optimizer, warmup)
-    )
+    scheduler = options.scheduler(optimizer, planned)
     autocast = (precision or Precision.of("fp32", device, options.precision)).autocast
     result = TrainResult()
     prefixed = labels_prefixed(model)

@@ -45,4 +45,4 @@ def train_case(name: str, data_dir: str, parallel: Parallel, world: World) -> tu
     train(model, method, batches, StepOptions(grad_accum=1, warmup_ratio=0.0, grad_clip=1.0, precision='auto'),
           LR.get(name, 1e-2), Budget("t", max_steps=STEPS), torch.device("cpu"), 1.0,
           on_step=lambda _s, loss, _lr: losses.append(loss), parallel=parallel)
-    return losses, {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    return losses, {n: p.detach().clone() for n, p in parallel.unwrapped(model).named_parameters() if p.requires_grad}

@@ -1,9 +1,10 @@
 """One run over two processes (torchrun, gloo on CPU; harness/distributed/): it is the same
 experiment as one process with the whole global micro-batch (loss curve and adapter within 1e-5),
-one method of each family trains over the ranks with every rank holding the same state (or is
-refused in one line), the runs row records the world, a sweep under torchrun is refused, and a
-rank killed mid-train fails the run without metrics, whose rerun resumes from its checkpoint and
-ends where an uninterrupted run ends."""
+replicated (ddp) or sharded (fsdp, LoRA and full fine-tuning), one method of each family trains
+over the ranks with every rank holding the same state (or is refused in one line), the runs row
+records the world, a sweep under torchrun is refused, and a rank killed mid-train fails the run
+without metrics, whose rerun resumes from its checkpoint and ends where an uninterrupted run ends
+(ddp and fsdp)."""
 
 from __future__ import annotations
 
@@ -58,11 +59,13 @@ def _close(a: dict, b: dict) -> None:
 
 
 @pytest.mark.slow
-def test_two_processes_are_the_experiment_of_one_with_the_global_batch(tmp_path, test_data):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_are_the_experiment_of_one_with_the_global_batch(tmp_path, test_data, strategy):
     env = {"HARNESS_DATA_DIR": str(test_data)}
     one = run_cli([*RUN, "train.batch_size=4"], tmp_path / "one", env)
     assert one.returncode == 0, one.stderr[-2000:]
-    two = torchrun(["-m", "harness", f"results_dir={tmp_path / 'two'}", *RUN, "train.batch_size=2"], env)
+    two = torchrun(["-m", "harness", f"results_dir={tmp_path / 'two'}", *RUN, "train.batch_size=2",
+                    f"train.strategy={strategy}"], env)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("[done") == 1  # rank 0 reports; the other rank only trains
     (row1, curve1, adapter1), (row2, curve2, adapter2) = _run(tmp_path / "one"), _run(tmp_path / "two")
@@ -71,7 +74,7 @@ def test_two_processes_are_the_experiment_of_one_with_the_global_batch(tmp_path,
     assert row1["train_tokens"] == row2["train_tokens"]  # tokens are the global count
     train1, train2 = json.loads(row1["config_json"])["train"], json.loads(row2["config_json"])["train"]
     assert (train1["world_size"], train1["strategy"]) == (1, "none")
-    assert (train2["world_size"], train2["strategy"]) == (2, "ddp")
+    assert (train2["world_size"], train2["strategy"]) == (2, strategy)
     assert json.loads(row2["hardware_json"])["world_size"] == 2
     assert row1["run_id"] != row2["run_id"]  # never pooled as seeds of one configuration
     metrics = ResultStore(tmp_path / "two").read()[1]
@@ -81,23 +84,53 @@ def test_two_processes_are_the_experiment_of_one_with_the_global_batch(tmp_path,
 
 
 @pytest.mark.slow
-def test_one_method_of_each_family_trains_over_two_ranks_as_over_one(tmp_path, test_data):
-    names = sorted(OPTIONS)
-    out = tmp_path / "families.json"
-    proc = torchrun([str(REPO / "tests" / "e2e" / "scripts" / "ddp_families.py"), str(out), str(test_data), *names])
+def test_full_fine_tuning_sharded_over_two_ranks_is_the_experiment_of_one(tmp_path, test_data):
+    """Every weight trains and is sharded; rank 0 evaluates the gathered model, so its scores are the
+    single process's too (full fine-tuning saves no weights: its state is checked in the families test)."""
+    env = {"HARNESS_DATA_DIR": str(test_data)}
+    full = [arg if arg != "method=lora" else "method=full" for arg in RUN] + ["train.lr=1e-4"]
+    one = run_cli([*full, "train.batch_size=4"], tmp_path / "one", env)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = torchrun(["-m", "harness", f"results_dir={tmp_path / 'two'}", *full, "train.batch_size=2",
+                    "train.strategy=fsdp"], env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    scores = []
+    for results in (tmp_path / "one", tmp_path / "two"):
+        runs, metrics, _ = ResultStore(results).read()
+        assert runs["status"].tolist() == ["finished"]
+        curve = metrics[metrics["metric"] == "train_loss"].sort_values("step")["value"].tolist()
+        evaluated = metrics[metrics["metric"].isin(["answer_ce", "forgetting_kl"])].set_index("metric")["value"]
+        scores.append((curve, evaluated.to_dict(), runs.iloc[0]))
+    (curve1, evaluated1, row1), (curve2, evaluated2, row2) = scores
+    assert len(curve1) == len(curve2) == 6 and max(abs(a - b) for a, b in zip(curve1, curve2)) <= 1e-5
+    assert evaluated1.keys() == evaluated2.keys() == {"answer_ce", "forgetting_kl"}
+    assert all(abs(evaluated1[k] - evaluated2[k]) <= 1e-4 for k in evaluated1), (evaluated1, evaluated2)
+    assert evaluated2["forgetting_kl"] > 0  # the evaluated model is the trained one, not the base
+    assert row1["trainable_params"] == row2["trainable_params"] == row2["total_params"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_one_method_of_each_family_trains_over_two_ranks_as_over_one(tmp_path, test_data, strategy):
+    names = sorted(set(OPTIONS) - ({"sorsa"} if strategy == "fsdp" else set()))  # fsdp refuses SORSA (below)
+    out = tmp_path / "families.pt"
+    proc = torchrun([str(REPO / "tests" / "e2e" / "scripts" / "families_over_ranks.py"), str(out), str(test_data),
+                     strategy, *names])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    found = json.loads(out.read_text())
+    found = torch.load(out, weights_only=True)
     for name in names:
         assert found[name]["same_on_every_rank"], name
-        single, _ = train_case(name, str(test_data), Parallel(), World())
+        single, state = train_case(name, str(test_data), Parallel(), World())
         assert max(abs(a - b) for a, b in zip(single, found[name]["losses"])) <= 1e-5, name
+        if strategy == "fsdp":  # the state rank 0 gathered from the shards is the single process's
+            _close(state, found[name]["state"])
 
 
 @pytest.mark.parametrize("overrides, message", [
     (["method=mezo"], "method mezo cannot train over 2 processes: its step is two perturbed forward passes"),
     (["method=lisa"], "method lisa cannot train over 2 processes: it changes which layers train"),
     (["method=adalora"], "method adalora cannot train over 2 processes: PEFT adds its orthogonality penalty"),
-    (["train.strategy=fsdp"], "train.strategy=fsdp is not available yet"),
+    (["method=sorsa", "train.strategy=fsdp"], "train.strategy=fsdp cannot shard method sorsa: its regularization term"),
     (["train.world_size=4"], "train.world_size=4 but this process is one of 2 (WORLD_SIZE=2)"),
 ])
 def test_what_cannot_run_over_ranks_is_refused_in_one_line(monkeypatch, test_data, overrides, message):
@@ -109,9 +142,10 @@ def test_what_cannot_run_over_ranks_is_refused_in_one_line(monkeypatch, test_dat
 
 
 @pytest.mark.slow
-def test_a_killed_rank_fails_the_run_and_the_rerun_resumes_to_the_uninterrupted_result(tmp_path, test_data):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_a_killed_rank_fails_the_run_and_the_rerun_resumes_to_the_uninterrupted_result(tmp_path, test_data, strategy):
     env = {"HARNESS_DATA_DIR": str(test_data)}
-    args = [*RUN, "train.batch_size=2", "train.checkpoint_every=2"]
+    args = [*RUN, "train.batch_size=2", "train.checkpoint_every=2", f"train.strategy={strategy}"]
     whole = torchrun(["-m", "harness", f"results_dir={tmp_path / 'whole'}", *args], env)
     assert whole.returncode == 0, whole.stderr[-3000:]
 
