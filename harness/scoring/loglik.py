@@ -9,17 +9,22 @@ trailing spaces of the context move to the continuation, `context + continuation
 and the continuation is what follows the context's own tokens. The tokenizer's default special
 tokens apply (lm-eval's HFLM default), and an empty context is replaced by the BOS (else EOS) token.
 
-Speed: each context is run through the model once, whatever its number of choices, in the same
-forward pass as its choices. A request (context + every choice but its last token) is laid out in
-one row, and short requests share a row (sequence packing); a tree-shaped attention mask lets each
-choice see its own context and its own earlier tokens only, and positions restart after the context
-for every choice, so each choice is scored exactly as if it were the only continuation. Logits are
-computed only where something is scored. lm-eval instead runs context + choice once per choice,
-padded to the batch's longest. Contexts that share a long token prefix (k-shot examples of one
-MMLU subject, a passage with several questions) are batched together and that prefix runs once,
-its keys/values reused by every row. Prompt-learning PEFT models (virtual tokens prepended inside
-their forward) and attention kernels that take no per-token mask (flash attention) are scored on
-full sequences instead.
+Speed: a request whose every choice is a single token (MMLU's " A".." D") needs only its context's
+next-token distribution: harness.scoring.next_token runs each such context once, right-padded in
+length-sorted batches, logits at its last position only (a batch of k-shot contexts is packed as
+below instead, when the model takes a custom mask). Every other request goes through the general
+path, which also runs each context once, whatever its number of choices, in the same forward pass
+as its choices. A request (context + every choice but its last token) is laid out in one row, and
+short requests share a row (sequence packing); a tree-shaped attention mask lets each choice see its
+own context and its own earlier tokens only, and positions restart after the context for every
+choice, so each choice is scored exactly as if it were the only continuation. Logits are computed
+only where something is scored. lm-eval instead runs context + choice once per choice (once per
+context when every choice is one token), padded to the batch's longest. Contexts that share a long
+token prefix (k-shot examples of one MMLU subject, a passage with several questions) are batched
+together and that prefix runs once, its keys/values reused by every row. Prompt-learning PEFT
+models (virtual tokens prepended inside their forward) are scored on full sequences instead, and so
+are multi-token choices under attention kernels that take no per-token mask (flash attention; the
+one-token fast path needs no mask).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from harness.scoring.generation import uses_prompt_learning
+from harness.scoring.next_token import GROUP_PREFIX, common_prefix, next_token_logprobs
 
 
 MIN_SHARED_PREFIX = 16  # tokens; shorter common prefixes are not worth a separate forward pass
@@ -72,11 +78,14 @@ def choice_log_likelihoods(
     device: torch.device,
     max_len: int | None = None,
     desc: str = "loglik",
+    fast_path: bool = True,
 ) -> list[list[ChoiceScore]]:
     """Per context, per choice: log-likelihood of the choice as a continuation of the context.
 
     `batch_size` counts contexts per forward pass. `max_len` (default: the model's
     max_position_embeddings) bounds context + continuation; longer contexts lose their left end.
+    `fast_path=False` sends one-token requests through the general path too (the two are compared
+    in tests and benchmarks/eval_speed.py).
     """
     if len(contexts) != len(choices_per_context):
         raise ValueError("contexts and choices_per_context must have the same length")
@@ -90,12 +99,21 @@ def choice_log_likelihoods(
     if limit:
         requests = [(ctx[-max(limit - max(map(len, conts)) + 1, 1):], conts) for ctx, conts in requests]
 
-    score = _score_packed if _takes_custom_masks(model) else _score_full_sequences
+    # Fast path: a request whose every choice is one token (given the context, as lm-eval splits it)
+    # is scored from its context's next-token log-probabilities. Prompt-learning models prepend
+    # virtual tokens that shift every position, so they always take the general path.
+    fast = fast_path and not uses_prompt_learning(model)
+    one_token = {i for i, (_, conts) in enumerate(requests) if fast and conts and all(len(c) == 1 for c in conts)}
+    general = _score_packed if _takes_custom_masks(model) else _score_full_sequences
+    rest = [i for i in range(len(requests)) if i not in one_token]
     out: list[list[ChoiceScore]] = [[] for _ in requests]
-    lengths = [_row_tokens(ctx, conts) for ctx, conts in requests]
-    for idx in tqdm(_batches([ctx for ctx, _ in requests], lengths, batch_size), desc=desc, leave=False):
-        for i, scores in zip(idx, score(model, tok, [requests[i] for i in idx], device)):
-            out[i] = scores
+    for score, members, group_prefix in ((_score_next_token, sorted(one_token), GROUP_PREFIX),
+                                         (general, rest, MIN_SHARED_PREFIX)):
+        member_contexts, lengths = [requests[i][0] for i in members], [_row_tokens(*requests[i]) for i in members]
+        for batch in tqdm(_batches(member_contexts, lengths, batch_size, group_prefix), desc=desc, leave=False):
+            idx = [members[b] for b in batch]
+            for i, scores in zip(idx, score(model, tok, [requests[i] for i in idx], device)):
+                out[i] = scores
     return out
 
 
@@ -114,23 +132,16 @@ def _takes_custom_masks(model: nn.Module) -> bool:
     return _attention(model) in ("sdpa", "eager") and not uses_prompt_learning(model)
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def _batches(contexts: list[list[int]], lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Batches of request indices. Contexts that share a long prefix (few-shot examples, a passage)
-    are batched only with each other, so each batch runs that prefix once; the rest are batched by
-    `lengths` (tokens each request puts in its row), so batches pad little."""
+def _batches(contexts: list[list[int]], lengths: list[int], batch_size: int,
+             group_prefix: int = MIN_SHARED_PREFIX) -> list[list[int]]:
+    """Batches of request indices. Contexts that share a long prefix (>= `group_prefix` tokens:
+    few-shot examples, a passage) are batched only with each other, so each batch runs that prefix
+    once; the rest are batched by `lengths` (tokens each request puts in its row), so batches pad
+    little."""
     by_tokens = sorted(range(len(contexts)), key=lambda i: contexts[i])
     groups: list[list[int]] = [[]]
-    for i in by_tokens:  # in token order, a group is a run of neighbours sharing >= MIN_SHARED_PREFIX tokens
-        if groups[-1] and _common_prefix(contexts[groups[-1][0]], contexts[i]) >= MIN_SHARED_PREFIX:
+    for i in by_tokens:  # in token order, a group is a run of neighbours sharing >= group_prefix tokens
+        if groups[-1] and common_prefix(contexts[groups[-1][0]], contexts[i]) >= group_prefix:
             groups[-1].append(i)
         else:
             groups.append([i])
@@ -229,7 +240,7 @@ def _tree_mask(packed: _Packed, shared: int, additive: bool, device) -> torch.Te
 def _score_packed(model, tok, batch, device) -> list[list[ChoiceScore]]:
     contexts = [ctx for ctx, _ in batch]
     # Tokens every context of the batch starts with (each keeps at least one of its own) run once.
-    shared = min([len(c) - 1 for c in contexts] + [_common_prefix(contexts[0], c) for c in contexts[1:]])
+    shared = min([len(c) - 1 for c in contexts] + [common_prefix(contexts[0], c) for c in contexts[1:]])
     if len(batch) == 1 or shared < MIN_SHARED_PREFIX:
         shared = 0
     packed = _pack(batch, shared, tok.pad_token_id)
@@ -261,6 +272,21 @@ def _score_packed(model, tok, batch, device) -> list[list[ChoiceScore]]:
             out[b].append(_choice_score(F.log_softmax(logits[r, predicting].float(), dim=-1), cont))
             at += len(cont) - 1
     return out
+
+
+def _score_next_token(model, tok, batch, device) -> list[list[ChoiceScore]]:
+    """Requests whose every choice is one token: each choice is read off the log-probabilities at
+    its context's last position (harness.scoring.next_token). A batch of contexts sharing a long
+    prefix (k-shot examples of one subject: few contexts of varied lengths, which padded rows would
+    waste) is packed by the general path instead, when the model takes its mask."""
+    contexts = [ctx for ctx, _ in batch]
+    shared = min(common_prefix(contexts[0], c) for c in contexts[1:]) if len(batch) > 1 else 0
+    if shared >= GROUP_PREFIX and _takes_custom_masks(model):
+        return _score_packed(model, tok, batch, device)
+    logprobs = next_token_logprobs(model, contexts, tok.pad_token_id, device)
+    greedy = logprobs.argmax(-1).tolist()
+    return [[ChoiceScore(float(logprobs[b, c[0]]), c[0] == greedy[b], 1) for c in conts]
+            for b, (_, conts) in enumerate(batch)]
 
 
 def _score_full_sequences(model, tok, batch, device) -> list[list[ChoiceScore]]:
