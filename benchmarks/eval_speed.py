@@ -44,7 +44,7 @@ WORKLOADS = ["mmlu", "mmlu0", "arc", "gsm8k"]
 def mmlu_requests(data_dir: str, subjects: int, per_subject: int | None, shots: int) -> tuple[list[str], list[list[str]]]:
     cfg = {**yaml.safe_load((CONF_DIR / "task" / "mmlu.yaml").read_text()), "num_fewshot": shots,
            "n_eval": per_subject, "subjects": list(SUBJECTS)[:subjects]}
-    task = MMLU(cfg)
+    task = MMLU.of(cfg)
     items = task.load({"dir": data_dir, "order": ["local"]}).eval
     return [task.context(x) for x in items], [task.choices(x) for x in items]
 
@@ -167,7 +167,7 @@ def main() -> None:
 def compare_generation(model, tok, lm, args) -> None:
     cfg = {**yaml.safe_load((CONF_DIR / "task" / "gsm8k.yaml").read_text()), "n_eval": args.gen_items}
     max_new_tokens = args.max_new_tokens or cfg["max_new_tokens"]
-    task = GSM8K(cfg)
+    task = GSM8K.of(cfg)
     prompts = [task.prompt(x) for x in task.load({"dir": args.data_dir, "order": ["local"]}).eval]
     stop = list(cfg["stop"])
     ours, native_s = timed(lambda: greedy_generate(model, tok, prompts, max_new_tokens, stop, args.batch_size, CPU))

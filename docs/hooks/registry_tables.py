@@ -1,11 +1,13 @@
 """MkDocs hook: fills `<!-- methods-table -->` with a table generated from the method registry, so
-the methods page can never list a method the code does not have (or miss one it has), and
+the methods page can never list a method the code does not have (or miss one it has),
+`<!-- task-options-table -->` with each task's options generated from its `TaskConfig` class, and
 `<!-- runs-table ... -->` with the runs columns generated from `RunRecord`."""
 
 from __future__ import annotations
 
 MARKER = "<!-- methods-table -->"
 OPTIONS_MARKER = "<!-- options-table -->"
+TASK_OPTIONS_MARKER = "<!-- task-options-table -->"
 RUNS_MARKER = "<!-- runs-table: generated from harness/store/record.py's RunRecord -->"
 
 
@@ -28,6 +30,8 @@ def on_page_markdown(markdown: str, **kwargs) -> str:
         markdown = markdown.replace(MARKER, methods_table())
     if OPTIONS_MARKER in markdown:
         markdown = markdown.replace(OPTIONS_MARKER, options_table())
+    if TASK_OPTIONS_MARKER in markdown:
+        markdown = markdown.replace(TASK_OPTIONS_MARKER, task_options_tables())
     if RUNS_MARKER in markdown:
         from harness.store.record import runs_columns_markdown
 
@@ -72,6 +76,31 @@ def options_table() -> str:
             cells = [f"`{option}`", f"`{_yaml_text(default)}`", allowed[option], docs.get(field.name, "")]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
+
+
+def task_options_tables() -> str:
+    """One table per task config class (the tasks it serves, then every option: allowed values and
+    meaning, inherited ones included), generated from the registered tasks."""
+    import dataclasses
+
+    from harness import tasks
+    from harness.config.checks import rules_of
+
+    served: dict[type, list[str]] = {}
+    for name in tasks.names():
+        served.setdefault(tasks.get(name).config_class, []).append(name)
+    parts = []
+    for cls, names in served.items():
+        allowed = {rule.option: rule.allowed() for rule in rules_of(cls, "task")}
+        docs = {k: v for base in reversed(cls.__mro__[:-1]) if dataclasses.is_dataclass(base) for k, v in _field_docs(base).items()}
+        lines = [f"**`{cls.__name__}`** ({', '.join(f'`{n}`' for n in names)})", "",
+                 "| option | allowed | meaning |", "|:--|:--|:--|"]
+        for field in dataclasses.fields(cls):
+            option = f"task.{field.name}"
+            cells = [f"`{option}`", allowed.get(option, "a mapping (see meaning)"), docs.get(field.name, "")]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
 def _yaml_text(value: object) -> str:

@@ -2,11 +2,12 @@
 
 A value of the wrong type or out of range (`seed=abc`, `task.n_eval=-3`) is one line naming the
 option, the bad value and what is allowed, instead of a traceback deep in a run or a silently
-different run. The rules themselves sit on the fields of the typed configs
-(harness/config/run_config.py: `RULES`, `check_options`), which the preflight and every run apply
-before anything loads. An option a config does not have is not checked (tasks and budgets each
-have their own options). The checks of a method's own options live in its `MethodConfig`; the
-budget's ranges in `harness.budget.spec.Budget.validate`.
+different run. The rules themselves sit on the fields of the typed configs (`option(kind, ...)`
+declares a field with its rule, `rules_of` collects them): the run's own
+(harness/config/run_config.py: `RULES`, `check_options`) and each task's
+(harness/tasks/base.py: `TaskConfig.of`), which the preflight and every run apply before anything
+loads. The checks of a method's own options live in its `MethodConfig`; the budget's ranges in
+`harness.budget.spec.Budget.validate`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -139,3 +141,15 @@ def first_problem(config: Mapping[str, Any], rules: tuple[Rule, ...]) -> str | N
     if isinstance(results_dir, str) and (reason := unwritable_reason(Path(results_dir))):
         return f"results_dir={results_dir!r} cannot be created or written: {reason}; choose another results_dir"
     return None
+
+
+def option(kind: str, **rule: Any) -> Any:
+    """A field whose values obey `Rule(<group>.<name>, kind, **rule)`."""
+    return field(metadata={"rule": (kind, rule)})
+
+
+def rules_of(cls: type, group: str) -> tuple[Rule, ...]:
+    """The rules of a typed config's fields, each named by its dotted option."""
+    prefix = f"{group}." if group else ""
+    return tuple(Rule(prefix + f.name, f.metadata["rule"][0], **f.metadata["rule"][1])
+                 for f in dataclasses.fields(cls) if "rule" in f.metadata)

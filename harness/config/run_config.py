@@ -7,8 +7,8 @@ never the whole config. Each field carries the rule its values obey (harness/con
 the type and range checks and the fields cannot drift apart; an option the dataclass does not know
 (`+train.bach_size=8`) is an error naming the options it has. Defaults live in conf/config.yaml
 only: every field is required here. The method's, task's, budget's, model's and probes' options
-stay plain mappings that their own classes validate (MethodConfig, Task, Budget.validate,
-load_model, build_probes).
+stay plain mappings here (they are part of the run id as written) that their own classes type and
+validate (MethodConfig, TaskConfig, Budget.validate, load_model, build_probes).
 """
 
 from __future__ import annotations
@@ -17,20 +17,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from harness.config.checks import DATA_SOURCES, Rule, first_problem
+from harness.config.checks import DATA_SOURCES, Rule, first_problem, option, rules_of
 from harness.core.errors import HarnessError
-
-
-def option(kind: str, **rule: Any) -> Any:
-    """A field whose values obey `Rule(<group>.<name>, kind, **rule)`."""
-    return field(metadata={"rule": (kind, rule)})
-
-
-def rules_of(cls: type, group: str) -> tuple[Rule, ...]:
-    """The rules of a typed config's fields, each named by its dotted option."""
-    prefix = f"{group}." if group else ""
-    return tuple(Rule(prefix + f.name, f.metadata["rule"][0], **f.metadata["rule"][1])
-                 for f in dataclasses.fields(cls) if "rule" in f.metadata)
 
 
 def _build(cls: type, values: Mapping[str, Any], group: str) -> Any:
@@ -193,18 +181,6 @@ GROUPS = {"train": TrainConfig, "eval": EvalConfig, "data": DataConfig, "wandb":
 COMPONENT_RULES: tuple[Rule, ...] = (
     Rule("model.dtype", "text", choices=("auto", "bf16", "fp16", "fp32")),
     Rule("model.load_in_8bit", "bool"),
-    # task options several tasks share (each task's yaml has a subset)
-    Rule("task.n_eval", "int", low=1, nullable=True),
-    Rule("task.n_shots", "int", low=0),
-    Rule("task.shot_seed", "int", low=0),
-    Rule("task.num_fewshot", "int", low=0),
-    Rule("task.max_new_tokens", "int", low=1),
-    Rule("task.batch_size", "int", low=1),
-    Rule("task.eval_batch_size", "int", low=1),
-    Rule("task.score_batch_size", "int", low=1),
-    Rule("task.train_limit", "int", low=1, nullable=True),
-    Rule("task.chat_template", "bool"),
-    Rule("task.train_prompt_template", "text", nullable=True),
     # budget numbers: their types here, their ranges in Budget.validate
     *(Rule(f"budget.{name}", "int", nullable=True) for name in ("max_steps", "max_tokens")),
     *(Rule(f"budget.{name}", "number", nullable=True) for name in ("max_time_s", "epochs")),

@@ -43,7 +43,7 @@ class GeneralSuiteProbe:
         self.before: list[dict] = []
 
     def _key(self, model_identity: dict, device: torch.device, task: Task, data: TaskData) -> dict:
-        return {"model": model_identity, "task": dict(task.cfg), "eval": data.identity["eval_sha256"],
+        return {"model": model_identity, "task": task.cfg.as_dict(), "eval": data.identity["eval_sha256"],
                 "device": device.type, "max_len": self.max_len, "v": f"general_suite/{self.VERSION}"}
 
     def baseline(self, model: nn.Module, tok: PreTrainedTokenizerBase, model_identity: dict, device: torch.device) -> None:

@@ -25,7 +25,7 @@ class TargetGain:
         self.before: dict | None = None
 
     def baseline(self, model: nn.Module, tok: PreTrainedTokenizerBase, model_identity: dict, device: torch.device) -> None:
-        key = {"model": model_identity, "task": dict(self.task.cfg), "eval": self.data.identity["eval_sha256"],
+        key = {"model": model_identity, "task": self.task.cfg.as_dict(), "eval": self.data.identity["eval_sha256"],
                "device": device.type, "max_len": self.max_len, "v": f"target_gain/{self.VERSION}"}
         self.before, _ = cached_json(self.cache_root, key,
                                 lambda: evaluate_task(self.task, self.data, model, tok, device, self.max_len))

@@ -116,7 +116,7 @@ def _fit(p: Prepared, s: Setup, fit_lr: float, method: methods._core.base.Method
     ready_to_train(model, method, train_cfg.gradient_checkpointing)
     parallel = Parallel(p.world, train_cfg.strategy)
     parallel.wrap(model, device)
-    score_batch = int(p.run.task.get("score_batch_size", 8))
+    score_batch = p.task.loss_batch_size()
 
     def validation_loss() -> float:
         with p.precision.autocast():

@@ -112,7 +112,7 @@ def prepare(cfg: Mapping[str, Any]) -> Prepared:
     run = RunConfig.of(config)
     if method.trains:
         check_time_budget(run.method, run.model, run.train, budget, CONF_DIR, device)  # HarnessError if no step fits
-    data_cfg, task_key = dataclasses.asdict(run.data), [type(task).__qualname__, task.cfg]
+    data_cfg, task_key = dataclasses.asdict(run.data), [type(task).__qualname__, task.cfg.as_dict()]
     data = memoized("task_data", [task_key, data_cfg], lambda: task.load(data_cfg))  # harness/core/memo.py
     validation: list[dict] = []
     if run.train.lr_sweep and not method.trains:

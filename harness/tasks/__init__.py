@@ -10,11 +10,13 @@ from harness.core.registry import Registry
 from harness.tasks.base import Task
 
 _TASKS: Registry[Task] = Registry("task")
-register, names = _TASKS.register, _TASKS.names
+register, names, get = _TASKS.register, _TASKS.names, _TASKS.get
 
 
-def build(cfg: Mapping[str, Any]) -> Task:
-    return _TASKS.get(cfg.get("name"))(cfg)
+def build(options: Mapping[str, Any]) -> Task:
+    """The task the `task` node of a run config names, its options typed and validated by its
+    `config_class` (the first bad option: one HarnessError line)."""
+    return get(options.get("name")).of(options)
 
 
 def from_conf(name: str) -> Task:

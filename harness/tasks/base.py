@@ -1,18 +1,81 @@
-"""What a task is: where its items come from, how an item becomes training text, how to score."""
+"""What a task is: its typed options, where its items come from, how an item becomes training text,
+how to score."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from harness.config.checks import first_problem, option, rules_of
+from harness.core.errors import HarnessError
 from harness.core.metrics import Metric
 
 if TYPE_CHECKING:
     from harness.data.layout import LocalDataset
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Options every task has (`conf/task/<name>.yaml`). A task's own options are the fields of its
+    subclass, each with the rule its values obey and a docstring; the yaml gives every value (the
+    defaults live there only), and an option the class does not have is an error naming those it has.
+    Nested source descriptions (`sources`, `pools`) stay mappings: their shape is the loader's."""
+
+    name: str = option("text")
+    """The registered task name (the class's `name`)."""
+    n_eval: int | None = option("int", low=1, nullable=True)
+    """Evaluate the first n items (per member dataset or subject where the task has several); null: all."""
+    prompt_version: str = option("text")
+    """Bumped whenever a prompt template changes; part of the run id through the config."""
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> TaskConfig:
+        """Typed and validated: the first bad option raises HarnessError in one line."""
+        options = dict(options)
+        name = options.get("name")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise HarnessError(f"task.{unknown[0]} is not an option of task {name}; its options are: {', '.join(sorted(known))}")
+        missing = [k for k in known if k not in options]
+        if missing:
+            raise HarnessError(f"task.{missing[0]} is missing; conf/task/{name}.yaml sets it, so compose the task "
+                               f"from conf/ (task={name}) or give every option of {cls.__name__}")
+        problem = first_problem({"task": options}, rules_of(cls, "task"))
+        if problem:
+            raise HarnessError(problem)
+        config = cls(**options)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise `HarnessError` for combinations of values the task cannot run with."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class GeneratedAnswerConfig(TaskConfig):
+    """Options of tasks whose eval prompts are answered by greedy decoding."""
+
+    prompt_template: str = option("text")
+    """The eval prompt, a `str.format` template over the item's fields."""
+    train_prompt_template: str | None = option("text", nullable=True)
+    """The training text's own template, followed by the target as is; null: `prompt_template` + " "."""
+    chat_template: bool = option("bool")
+    """Eval prompts become one user turn of the tokenizer's chat template (training text stays plain)."""
+    max_new_tokens: int = option("int", low=1)
+    """Greedy decoding stops after this many new tokens ..."""
+    stop: list[str] = option("text list")
+    """... or at the first of these strings (cut from the output)."""
+    eval_batch_size: int = option("int", low=1)
+    """Prompts decoded together."""
 
 
 @dataclass
@@ -54,10 +117,19 @@ class EvalContext:
 
 
 class Task:
-    name: str
+    """Base class. A task registers itself with `@harness.tasks.register` and names its typed options
+    (`config_class`, built by `harness.tasks.build` from the task node of the run config)."""
 
-    def __init__(self, cfg: Mapping[str, Any]):
+    name: ClassVar[str]
+    config_class: ClassVar[type[TaskConfig]] = TaskConfig
+
+    def __init__(self, cfg: TaskConfig):
         self.cfg = cfg
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> Task:
+        """This task with `options` (a `task` node) typed and validated by its `config_class`."""
+        return cls(cls.config_class.of(options))
 
     def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
         raise NotImplementedError
@@ -73,6 +145,10 @@ class Task:
         """The files this task's `local` source reads under data.dir, with their parsers and the hub
         rows that make them (`python -m harness.data fetch` writes them, `check` verifies them)."""
         raise NotImplementedError(f"task {self.name} does not declare its local files (Task.local_datasets)")
+
+    def loss_batch_size(self) -> int:
+        """Sequences per forward pass when the run scores held-out training pairs (validation loss)."""
+        return 8
 
     def for_encoder(self) -> Task | None:
         """This task scored through a classification head on an encoder (`model.kind: encoder`), or

@@ -8,36 +8,52 @@ and which metrics it reports; this class runs the scoring through the configured
   (harness.scoring.lm_eval_backend); its version and request hashes join the run's data identity.
 
 Both give per item and choice a ChoiceScore, so the metrics are computed by the same code.
-Evaluation knobs are task config fields, so they land in every run's config_json: `evaluator`,
-`batch_size`, `num_fewshot` (shots are chosen deterministically: MMLU's first k dev items, GLUE is
-zero-shot, so no seed is involved), `chat_template`, `prompt_version` (bump it whenever a template
-changes). Generation knobs (max new tokens, stop strings) do not apply: nothing is generated.
+Evaluation knobs are the fields of `ChoiceTaskConfig`, so they land in every run's config_json.
+Generation knobs (max new tokens, stop strings) do not apply: nothing is generated.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config.checks import option
 from harness.core.errors import HarnessError
 from harness.core.metrics import Metric, mean_and_stderr
 from harness.scoring import lm_eval_backend
 from harness.scoring.lm_eval_backend import LmEvalTask
 from harness.scoring.loglik import ChoiceScore, choice_log_likelihoods
-from harness.tasks.base import EvalContext, Task, TaskData
+from harness.tasks.base import EvalContext, Task, TaskConfig, TaskData
 from harness.tasks.prompting import render
 
 EVALUATORS = ("native", "lm_eval")
 
 
-class ChoiceTask(Task):
-    def check_eval_config(self) -> None:
-        """Reject evaluation settings this task cannot honour (called from load, before any model)."""
-        c = self.cfg
-        if c["evaluator"] not in EVALUATORS:
-            raise HarnessError(f"task.evaluator={c['evaluator']!r} is unknown; valid: {', '.join(EVALUATORS)}")
-        if c["evaluator"] == "lm_eval" and c["chat_template"]:
+@dataclass(frozen=True)
+class ChoiceTaskConfig(TaskConfig):
+    """Options of tasks scored by log-likelihood over choices."""
+
+    num_fewshot: int = option("int", low=0)
+    """Solved examples before each question, chosen deterministically (no seed)."""
+    evaluator: str = option("text", choices=EVALUATORS)
+    """native (harness.scoring.loglik, batched) | lm_eval (lm-eval in-process, the same items)."""
+    batch_size: int = option("int", low=1)
+    """Contexts per forward pass (native); requests per batch (lm_eval)."""
+    chat_template: bool = option("bool")
+    """The prompt becomes one user turn of the tokenizer's chat template (native only)."""
+    sources: dict[str, Any]
+    """Where the items come from: `hub` (the dataset's hub path and configs) and `local` (its folder
+    under data.dir)."""
+
+    def validate(self) -> None:
+        if self.evaluator == "lm_eval" and self.chat_template:
             # lm-eval renders chat prompts its own way (multi-turn shots), so the items would differ.
             raise HarnessError("task.evaluator=lm_eval compares plain-text prompts; set task.chat_template=false")
-        if int(c["batch_size"]) < 1:
-            raise HarnessError(f"task.batch_size={c['batch_size']} must be >= 1")
+
+
+class ChoiceTask(Task):
+    cfg: ChoiceTaskConfig
+    config_class = ChoiceTaskConfig
 
     # What a subclass provides.
     def context(self, item: dict) -> str:
@@ -58,15 +74,15 @@ class ChoiceTask(Task):
 
     def score(self, ctx: EvalContext, data: TaskData) -> list[list[ChoiceScore]]:
         c = self.cfg
-        if c["evaluator"] == "native":
-            contexts = [render(ctx.tokenizer, self.context(x), c["chat_template"]) for x in data.eval]
+        if c.evaluator == "native":
+            contexts = [render(ctx.tokenizer, self.context(x), c.chat_template) for x in data.eval]
             return choice_log_likelihoods(
-                ctx.model, ctx.tokenizer, contexts, [self.choices(x) for x in data.eval], int(c["batch_size"]),
+                ctx.model, ctx.tokenizer, contexts, [self.choices(x) for x in data.eval], c.batch_size,
                 ctx.device, desc=f"eval {data.name}",
             )
         parts = self.lm_eval_tasks(data)
-        run = lm_eval_backend.run(ctx.model, ctx.tokenizer, [t for t, _ in parts], int(c["batch_size"]), ctx.device,
-                                  int(c["num_fewshot"]))
+        run = lm_eval_backend.run(ctx.model, ctx.tokenizer, [t for t, _ in parts], c.batch_size, ctx.device,
+                                  c.num_fewshot)
         ctx.identity.update(run.identity)
         scores: list[list[ChoiceScore]] = [[] for _ in data.eval]
         for task, positions in parts:

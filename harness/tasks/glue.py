@@ -40,7 +40,7 @@ from harness.scoring.lm_eval_backend import LmEvalTask
 from harness.scoring.loglik import ChoiceScore, best_choice
 from harness.tasks import register
 from harness.tasks.base import EvalContext, TaskData
-from harness.tasks.choice import ChoiceTask, accuracy_metric
+from harness.tasks.choice import ChoiceTask, ChoiceTaskConfig, accuracy_metric
 from harness.tasks.glue_head import GlueHead
 
 VERSION = "v1"
@@ -144,16 +144,26 @@ def _label_text(spec: GlueSpec, value: Any) -> str:
     return word
 
 
+@dataclass(frozen=True)
+class GlueConfig(ChoiceTaskConfig):
+    """GLUE's options (conf/task/glue/common.yaml): those of every log-likelihood choice task.
+    `sources.local.carve` (QNLI): `{eval_pool, task_name}`, see the module docstring."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_fewshot != 0:
+            raise HarnessError(f"task.num_fewshot={self.num_fewshot}: GLUE follows lm-eval's zero-shot protocol; set task.num_fewshot=0")
+
+
 class Glue(ChoiceTask):
+    cfg: GlueConfig
+    config_class = GlueConfig
     spec: GlueSpec
 
     def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
         c, spec = self.cfg, self.spec
-        self.check_eval_config()
-        if int(c["num_fewshot"]) != 0:
-            raise HarnessError(f"task.num_fewshot={c['num_fewshot']}: GLUE follows lm-eval's zero-shot protocol; set task.num_fewshot=0")
-        hub, carve = c["sources"]["hub"], c["sources"]["local"].get("carve")
-        subdir = f"{c['sources']['local']['subdir']}/{spec.local_dir}"
+        hub, carve = c.sources["hub"], c.sources["local"].get("carve")
+        subdir = f"{c.sources['local']['subdir']}/{spec.local_dir}"
 
         def from_hub():
             return [hub_loader(hub["path"], spec.key, s)() for s in ("train", spec.hub_eval_split)] + [None]
@@ -171,8 +181,7 @@ class Glue(ChoiceTask):
 
         kind, (train, dev, carved_name) = first_available(
             f"task {self.name}", {"hub": from_hub, "local": from_local}, list(data_cfg["order"]))
-        n = c["n_eval"]
-        evaluation = dev[: n if n is not None else None]
+        evaluation = dev[: c.n_eval]
         name = carved_name or self.name
         identity = {
             "task": name, "source": kind, "n_train_pool": len(train), "n_eval": len(evaluation),
@@ -186,7 +195,7 @@ class Glue(ChoiceTask):
         return {k: item[k] for k in self.spec.columns}
 
     def local_datasets(self) -> list[LocalDataset]:
-        spec, hub, local = self.spec, self.cfg["sources"]["hub"], self.cfg["sources"]["local"]
+        spec, hub, local = self.spec, self.cfg.sources["hub"], self.cfg.sources["local"]
         subdir = f"{local['subdir']}/{spec.local_dir}"
         read, render = functools.partial(read_tsv, spec=spec), functools.partial(tsv_bytes, spec)
         train = HubRequest(hub["path"], spec.key, "train")

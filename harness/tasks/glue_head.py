@@ -26,6 +26,7 @@ from harness.core.errors import HarnessError
 from harness.core.metrics import Metric
 from harness.models import classifier
 from harness.tasks.base import EvalContext, Task, TaskData
+from harness.tasks.choice import ChoiceTaskConfig
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -39,7 +40,7 @@ class LabelWordTask(Protocol):
     """What the head reuses of a GLUE task scored by label words (harness/tasks/glue.py's `Glue`, which
     builds the head: typed here by shape so that this module does not import it back)."""
 
-    cfg: Mapping[str, Any]
+    cfg: ChoiceTaskConfig
     name: str
     spec: Any  # harness.tasks.glue.GlueSpec: label type, text columns, label words
 
@@ -53,6 +54,8 @@ class LabelWordTask(Protocol):
 
 
 class GlueHead(Task):
+    cfg: ChoiceTaskConfig
+
     def __init__(self, glue: LabelWordTask):
         super().__init__(glue.cfg)
         self.glue, self.name = glue, glue.name
@@ -65,10 +68,10 @@ class GlueHead(Task):
 
     def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
         c = self.cfg
-        if c["evaluator"] != "native":
-            raise HarnessError(f"task.evaluator={c['evaluator']} scores label words by log-likelihood; an encoder is "
+        if c.evaluator != "native":
+            raise HarnessError(f"task.evaluator={c.evaluator} scores label words by log-likelihood; an encoder is "
                                "scored through its classification head: set task.evaluator=native")
-        if c["chat_template"]:
+        if c.chat_template:
             raise HarnessError("task.chat_template=true formats prompts for a chat LM; an encoder reads the raw "
                                "sentences: set task.chat_template=false")
         data = self.glue.load(data_cfg)
@@ -85,7 +88,7 @@ class GlueHead(Task):
         return classifier.encode(tok, self.texts(items), labels, max_len, cache_root)
 
     def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
-        outputs = classifier.predict(ctx.model, ctx.tokenizer, self.texts(data.eval), int(self.cfg["batch_size"]),
+        outputs = classifier.predict(ctx.model, ctx.tokenizer, self.texts(data.eval), self.cfg.batch_size,
                                      ctx.max_len, ctx.device)
         version = lambda m: f"{self.name}{SUFFIX}/{m}/{VERSION}"
         if self.regression:

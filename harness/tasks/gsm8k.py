@@ -24,8 +24,10 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from harness.config.checks import option
 from harness.core.errors import HarnessError
 from harness.core.hashing import hash_object
 from harness.core.metrics import Metric, mean_and_stderr
@@ -35,7 +37,7 @@ from harness.data.sources import SourceUnavailable, first_available, hub_loader,
 from harness.scoring.cross_entropy import target_cross_entropy
 from harness.scoring.generation import greedy_generate
 from harness.tasks import register
-from harness.tasks.base import EvalContext, Task, TaskData
+from harness.tasks.base import EvalContext, GeneratedAnswerConfig, Task, TaskData
 from harness.tasks.prompting import render
 
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
@@ -72,13 +74,30 @@ def _package_items() -> list[dict]:
     return read_json_rows(pkg / "data" / "gsm8k" / "test.jsonl")
 
 
+@dataclass(frozen=True)
+class GSM8KConfig(GeneratedAnswerConfig):
+    """GSM8K's options (conf/task/gsm8k.yaml): those of every generated-answer task, and:"""
+
+    n_shots: int = option("int", low=0)
+    """k-shot: solved train items before each eval prompt (0: zero-shot)."""
+    shot_seed: int = option("int", low=0)
+    """Which train items are the shots."""
+    score_batch_size: int = option("int", low=1)
+    """Sequences per forward pass of the teacher-forced answer cross-entropy (and validation loss)."""
+    sources: dict[str, Any]
+    """`hub` (path, name), `local` (subdir under data.dir) and `package` (the packaged test set's
+    fallback: `task_name` it is filed under, `eval_pool` test items that may be evaluated)."""
+
+
 @register
 class GSM8K(Task):
     name = "gsm8k"
+    cfg: GSM8KConfig
+    config_class = GSM8KConfig
 
     def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
         c = self.cfg
-        hub, local = c["sources"]["hub"], c["sources"]["local"]
+        hub, local = c.sources["hub"], c.sources["local"]
         loaders = {
             "hub": lambda: tuple(hub_loader(hub["path"], hub["name"], s)() for s in ("train", "test")),
             "local": lambda: tuple(_local_loader(data_cfg.get("dir"), local["subdir"], s)() for s in ("train", "test")),
@@ -86,14 +105,14 @@ class GSM8K(Task):
         }
         kind, loaded = first_available(f"task {self.name}", loaders, list(data_cfg["order"]))
         if kind == "package":
-            pool = c["sources"]["package"]["eval_pool"]
+            pool = c.sources["package"]["eval_pool"]
             # Deterministic cut: the first `eval_pool` test items evaluate, the rest train.
             train, test = loaded[pool:], loaded[:pool]
-            name = c["sources"]["package"]["task_name"]
+            name = c.sources["package"]["task_name"]
         else:
             (train, test), name = loaded, self.name
         train = [{"question": x["question"], "answer": x["answer"]} for x in train]
-        evaluation = [{"question": x["question"], "answer": x["answer"]} for x in test[: c["n_eval"]]]
+        evaluation = [{"question": x["question"], "answer": x["answer"]} for x in test[: c.n_eval]]
         if kind == "package":
             overlap = {x["question"] for x in train} & {x["question"] for x in evaluation}
             assert not overlap, "package slices must be disjoint"
@@ -104,49 +123,52 @@ class GSM8K(Task):
         return TaskData(name, train, evaluation, identity)
 
     def local_datasets(self) -> list[LocalDataset]:
-        hub, subdir = self.cfg["sources"]["hub"], self.cfg["sources"]["local"]["subdir"]
+        hub, subdir = self.cfg.sources["hub"], self.cfg.sources["local"]["subdir"]
         files = (LocalFile(f"{subdir}/{split}.jsonl", read_json_rows, (HubRequest(hub["path"], hub["name"], split),), jsonl_bytes)
                  for split in ("train", "test"))
         return [LocalDataset(subdir, tuple(files))]
 
     def prompt(self, item: dict) -> str:
-        return self.cfg["prompt_template"].format(question=item["question"])
+        return self.cfg.prompt_template.format(question=item["question"])
 
     def training_pair(self, item: dict) -> tuple[str, str]:
-        # task.train_prompt_template (optional, null: prompt_template + " "): the training text's own
-        # template, followed by the answer as is (PEFT's and PiSSA's scripts concatenate them literally)
-        if template := self.cfg.get("train_prompt_template"):
+        # task.train_prompt_template (null: prompt_template + " "): the training text's own template,
+        # followed by the answer as is (PEFT's and PiSSA's scripts concatenate them literally)
+        if template := self.cfg.train_prompt_template:
             return template.format(question=item["question"]), item["answer"]
         return self.prompt(item), " " + item["answer"]
 
+    def loss_batch_size(self) -> int:
+        return self.cfg.score_batch_size
+
     def shots(self, data: TaskData) -> list[dict]:
         """The k-shot examples: `n_shots` train items drawn with `shot_seed`."""
-        n = int(self.cfg["n_shots"])
+        n = self.cfg.n_shots
         if n == 0:
             return []
         if not 0 < n <= len(data.train):
             raise HarnessError(f"task.n_shots={n} is impossible: the train split has {len(data.train)} items")
-        shots = [data.train[i] for i in random.Random(self.cfg["shot_seed"]).sample(range(len(data.train)), n)]
+        shots = [data.train[i] for i in random.Random(self.cfg.shot_seed).sample(range(len(data.train)), n)]
         if {x["question"] for x in shots} & {x["question"] for x in data.eval}:
             raise HarnessError(f"task {data.name}: a shot repeats an eval item; its train and eval items overlap")
         return shots
 
     def eval_prompts(self, ctx: EvalContext, data: TaskData) -> list[str]:
         prefix = "".join(f"{self.prompt(x)} {x['answer']}\n\n" for x in self.shots(data))
-        return [render(ctx.tokenizer, prefix + self.prompt(x), self.cfg["chat_template"]) for x in data.eval]
+        return [render(ctx.tokenizer, prefix + self.prompt(x), self.cfg.chat_template) for x in data.eval]
 
     def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
         c = self.cfg
         items = data.eval
         outputs = greedy_generate(
-            ctx.model, ctx.tokenizer, self.eval_prompts(ctx, data), c["max_new_tokens"], list(c["stop"]),
-            c["eval_batch_size"], ctx.device, desc=f"eval {data.name}",
+            ctx.model, ctx.tokenizer, self.eval_prompts(ctx, data), c.max_new_tokens, list(c.stop),
+            c.eval_batch_size, ctx.device, desc=f"eval {data.name}",
         )
         refs = [reference_answer(x["answer"]) for x in items]
         strict = [float(extract_strict(o) == r) for o, r in zip(outputs, refs)]
         flexible = [float(extract_flexible(o) == r) for o, r in zip(outputs, refs)]
         ce = target_cross_entropy(
-            ctx.model, ctx.tokenizer, [(self.prompt(x), " " + x["answer"]) for x in items], c["score_batch_size"], ctx.max_len,
+            ctx.model, ctx.tokenizer, [(self.prompt(x), " " + x["answer"]) for x in items], c.score_batch_size, ctx.max_len,
             ctx.device,
         )  # answer_ce: given the eval prompt, whatever the training text is
         per_item_ce = [nll / max(n, 1) for nll, n in ce]

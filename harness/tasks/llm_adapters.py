@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.config.checks import option
 from harness.core.errors import HarnessError
 from harness.core.hashing import hash_object
 from harness.core.metrics import Metric, mean_and_stderr
@@ -42,7 +43,7 @@ from harness.data.sources import first_available, hub_loader, read_local
 from harness.scoring.generation import greedy_generate
 from harness.scoring.loglik import best_choice, choice_log_likelihoods
 from harness.tasks import from_conf, register
-from harness.tasks.base import EvalContext, Task, TaskData
+from harness.tasks.base import EvalContext, GeneratedAnswerConfig, Task, TaskData
 from harness.tasks.metamathqa import SUBSTITUTE_MARK
 from harness.tasks.prompting import render
 
@@ -134,19 +135,59 @@ def gsm8k_as_instruction(item: dict) -> dict:
     return {"instruction": item["question"], "output": f"{rationale}\nThe answer is {answer.strip()}."}
 
 
+@dataclass(frozen=True)
+class LLMAdaptersConfig(GeneratedAnswerConfig):
+    """An LLM-Adapters suite's options (conf/task/llm_adapters_<suite>.yaml): those of every
+    generated-answer task, and:"""
+
+    datasets: list[str] = option("text list", distinct=True)
+    """The suite's eval datasets to run (a subset of its members, e.g. [boolq, piqa])."""
+    train_pool: str | None = option("text", nullable=True)
+    """A key of `pools`: the published training set, or a named substitute filed as `<suite>~<pool>`;
+    null: eval items only (a forgetting probe; a run cannot train on it)."""
+    train_limit: int | None = option("int", low=1, nullable=True)
+    """The first N training items after overlap removal; null: all."""
+    scoring: str = option("text", choices=("generate", "loglik"))
+    """generate: greedy decoding and answer extraction (the protocol); loglik: the answer texts by
+    log-likelihood (arc_e, arc_c, obqa, siqa, piqa only)."""
+    sources: dict[str, Any]
+    """`local_subdir` under data.dir, and `hub_eval` (the pinned test files, `{folder}` per dataset)."""
+    pools: dict[str, Any]
+    """Training pools by name: `hub`/`local`/`url` of one file, `folders` (member train splits), or
+    `task` (another task's train split)."""
+
+    def validate(self) -> None:
+        if self.train_pool is not None and self.train_pool not in self.pools:
+            raise HarnessError(f"task.train_pool={self.train_pool} is unknown; valid: {', '.join(self.pools)} (or null: eval items only)")
+
+
+@dataclass(frozen=True)
+class LLMAdaptersMathConfig(LLMAdaptersConfig):
+    """The math suite's options: the suite's, and:"""
+
+    tolerance: float = option("number", low=0)
+    """A number counts as correct within this distance of the answer (evaluate.py: 0.001)."""
+
+
 class LLMAdaptersSuite(Task):
     members: dict[str, Member]
+    cfg: LLMAdaptersConfig
+    config_class = LLMAdaptersConfig
+    tolerance = 0.0  # numbers: only the math suite has them
+
+    def __init__(self, cfg: LLMAdaptersConfig):
+        super().__init__(cfg)
+        unknown = [d for d in cfg.datasets if d not in self.members]
+        if unknown or not cfg.datasets:
+            raise HarnessError(f"task.datasets has unknown {unknown or 'nothing'}; valid: {', '.join(self.members)}")
 
     def _selected(self) -> list[Member]:
-        unknown = [d for d in self.cfg["datasets"] if d not in self.members]
-        if unknown or not self.cfg["datasets"]:
-            raise HarnessError(f"task.datasets has unknown {unknown or 'nothing'}; valid: {', '.join(self.members)}")
-        return [self.members[d] for d in self.cfg["datasets"]]
+        return [self.members[d] for d in self.cfg.datasets]
 
     def _json_sources(self, data_cfg: Mapping[str, Any], hub: Mapping[str, Any] | None, relative: str,
                       what: str, fix: str = "") -> tuple[str, list[dict]]:
         """A JSON array from the hub (or a pinned URL) or `<data.dir>/<local_subdir>/<relative>`."""
-        subdir = self.cfg["sources"]["local_subdir"]
+        subdir = self.cfg.sources["local_subdir"]
 
         def local() -> list[dict]:
             return read_local(data_cfg.get("dir"), f"{subdir}/{relative}", lambda path: json.loads(path.read_text(encoding="utf-8")))
@@ -160,7 +201,7 @@ class LLMAdaptersSuite(Task):
             raise type(miss)(f"{miss}{fix}") from None  # still DataMissing: callers may treat data as optional
 
     def _eval_sets(self, data_cfg: Mapping[str, Any], members: list[Member]) -> tuple[str, dict[str, list[dict]]]:
-        hub = self.cfg["sources"]["hub_eval"]
+        hub = self.cfg.sources["hub_eval"]
         sources, sets = set(), {}
         for m in members:
             spec = {**hub, "data_files": hub["data_files"].format(folder=m.folder)}
@@ -172,24 +213,15 @@ class LLMAdaptersSuite(Task):
 
     def _train_pool(self, data_cfg: Mapping[str, Any]) -> tuple[str, str, list[dict]]:
         """(task name results are filed under, source, items) of the configured training pool."""
-        name = self.cfg["train_pool"]
+        name, pools = self.cfg.train_pool, self.cfg.pools
         if name is None:  # eval items only (the general forgetting suite); a run cannot train on it
             return self.name, "none", []
-        pools = self.cfg["pools"]
-        if name not in pools:
-            raise HarnessError(f"task.train_pool={name} is unknown; valid: {', '.join(pools)}")
         pool = pools[name]
         substitute = f"{self.name}{SUBSTITUTE_MARK}{name}"  # the project's name for runs on a substitute pool
         if "task" in pool:  # GSM8K's official train split, through the registered gsm8k task's sources
-            import yaml
-
-            from harness import tasks
-            from harness.core.paths import CONF_DIR
-
-            cfg = yaml.safe_load((CONF_DIR / "task" / f"{pool['task']}.yaml").read_text())
             # Its packaged fallback trains on test items: never a substitute pool.
             order = [k for k in data_cfg["order"] if k != "package"]
-            data = tasks.build(cfg).load({**data_cfg, "order": order})
+            data = from_conf(pool["task"]).load({**data_cfg, "order": order})
             return substitute, data.identity["source"], [gsm8k_as_instruction(x) for x in data.train]
         if "folders" in pool:  # the train splits of some member datasets
             items, sources = [], set()
@@ -200,24 +232,22 @@ class LLMAdaptersSuite(Task):
                 sources.add(kind)
             return substitute, ",".join(sorted(sources)), items
         substitutes = [k for k in pools if k != name]
-        fix = (f"; provide {pool['local']} under <data.dir>/{self.cfg['sources']['local_subdir']}/ (from {pool['url']}), "
+        fix = (f"; provide {pool['local']} under <data.dir>/{self.cfg.sources['local_subdir']}/ (from {pool['url']}), "
                f"or train on a substitute that is not the published protocol: task.train_pool={'|'.join(substitutes)}")
         kind, items = self._json_sources(data_cfg, pool.get("hub"), pool["local"], f"{self.name} training set {name}", fix)
         return self.name, kind, items
 
     def local_datasets(self) -> list[LocalDataset]:
-        hub = self.cfg["sources"]["hub_eval"]
+        hub = self.cfg.sources["hub_eval"]
         return [*(self._json_dataset(m.folder, f"dataset/{m.folder}/test.json", {**hub, "data_files": hub["data_files"].format(folder=m.folder)})
                   for m in self._selected()), *self._pool_datasets()]
 
     def _pool_datasets(self) -> list[LocalDataset]:
         """The files of the configured training pool (`train_pool`), as `_train_pool` reads them."""
-        name = self.cfg["train_pool"]
+        name = self.cfg.train_pool
         if name is None:
             return []
-        if name not in self.cfg["pools"]:
-            raise HarnessError(f"task.train_pool={name} is unknown; valid: {', '.join(self.cfg['pools'])}")
-        pool = self.cfg["pools"][name]
+        pool = self.cfg.pools[name]
         if "task" in pool:
             return from_conf(pool["task"]).local_datasets()
         if "folders" in pool:
@@ -228,7 +258,7 @@ class LLMAdaptersSuite(Task):
 
     def _json_dataset(self, name: str, relative: str, hub: Mapping[str, Any] | None) -> LocalDataset:
         """`<local_subdir>/<relative>`, a JSON array, served by `hub` as `_json_sources` asks it."""
-        subdir = self.cfg["sources"]["local_subdir"]
+        subdir = self.cfg.sources["local_subdir"]
         request = HubRequest(hub["path"], hub.get("name"), hub.get("split", "train"), hub.get("data_files")) if hub else None
         return LocalDataset(f"{subdir}/{name}", (json_file(f"{subdir}/{relative}", request),))
 
@@ -240,14 +270,14 @@ class LLMAdaptersSuite(Task):
         # applied to every pool, and the number dropped is part of the data identity.
         seen = {_normalize(x["instruction"]) for rows in sets.values() for x in rows}
         train = [{"instruction": x["instruction"], "output": x["output"]} for x in pool if _normalize(x["instruction"]) not in seen]
-        train = train[: self.cfg["train_limit"]] if self.cfg["train_limit"] else train
-        n = self.cfg["n_eval"]
+        train = train[: self.cfg.train_limit]
+        n = self.cfg.n_eval
         evaluation = [
             {"id": f"{m.name}/{i}", "dataset": m.name, "instruction": x["instruction"], "answer": str(x["answer"])}
             for m in members for i, x in enumerate(sets[m.name][:n])
         ]
         identity = {
-            "task": task_name, "source": eval_source, "train_source": train_source, "train_pool": self.cfg["train_pool"],
+            "task": task_name, "source": eval_source, "train_source": train_source, "train_pool": self.cfg.train_pool,
             "n_train_pool": len(train), "n_train_dropped_overlap": len(pool) - len(train),
             "n_eval": {m.name: len(sets[m.name][:n]) for m in members},
             "train_sha256": hash_object(train, 64), "eval_sha256": hash_object(evaluation, 64),
@@ -255,16 +285,16 @@ class LLMAdaptersSuite(Task):
         return TaskData(task_name, train, evaluation, identity)
 
     def prompt(self, item: dict) -> str:
-        return self.cfg["prompt_template"].format(instruction=item["instruction"])
+        return self.cfg.prompt_template.format(instruction=item["instruction"])
 
     def training_pair(self, item: dict) -> tuple[str, str]:
-        # task.train_prompt_template (optional, null: prompt_template): the training text's own template,
+        # task.train_prompt_template (null: prompt_template): the training text's own template,
         # e.g. finetune.py's literal one, indented unlike evaluate.py's (docs/protocols.md)
-        template = self.cfg.get("train_prompt_template") or self.cfg["prompt_template"]
+        template = self.cfg.train_prompt_template or self.cfg.prompt_template
         return template.format(instruction=item["instruction"]), item["output"]
 
     def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
-        score = self._score_loglik if self.cfg["scoring"] == "loglik" else self._score_generated
+        score = self._score_loglik if self.cfg.scoring == "loglik" else self._score_generated
         rows = []
         for m in self._selected():
             items = [x for x in data.eval if x["dataset"] == m.name]
@@ -276,15 +306,15 @@ class LLMAdaptersSuite(Task):
         se = (sum(e * e for e in errors) ** 0.5 / len(rows)) if None not in errors else None
         average = sum(r.value for r in rows) / len(rows)
         rows.append(Metric(data.name, "accuracy_avg", average, se, sum(r.n for r in rows), True,
-                           f"llm_adapters/{self.cfg['scoring']}_accuracy_avg/{METRIC_VERSION}"))
+                           f"llm_adapters/{self.cfg.scoring}_accuracy_avg/{METRIC_VERSION}"))
         return rows
 
     def _score_generated(self, ctx: EvalContext, m: Member, items: list[dict]) -> tuple[list[float], str]:
         c = self.cfg
-        prompts = [render(ctx.tokenizer, self.prompt(x), c["chat_template"]) for x in items]
-        outputs = greedy_generate(ctx.model, ctx.tokenizer, prompts, c["max_new_tokens"], list(c["stop"]),
-                                  c["eval_batch_size"], ctx.device, desc=f"eval {m.name}")
-        values = [float(is_correct(m, o, x["answer"], c.get("tolerance", 0.0))) for o, x in zip(outputs, items)]
+        prompts = [render(ctx.tokenizer, self.prompt(x), c.chat_template) for x in items]
+        outputs = greedy_generate(ctx.model, ctx.tokenizer, prompts, c.max_new_tokens, list(c.stop),
+                                  c.eval_batch_size, ctx.device, desc=f"eval {m.name}")
+        values = [float(is_correct(m, o, x["answer"], self.tolerance)) for o, x in zip(outputs, items)]
         predictions = [f"{extract(m, o)} <- {o}" for o in outputs]
         ctx.add_samples(m.name, "accuracy", values, predictions, [x["answer"] for x in items], [x["id"] for x in items])
         return values, f"llm_adapters/{m.kind}_accuracy/{METRIC_VERSION}"
@@ -295,7 +325,7 @@ class LLMAdaptersSuite(Task):
         parsed = [parse_choices(x["instruction"]) for x in items]
         contexts = [f"Question: {question}\nAnswer:" for question, _ in parsed]
         choices = [[f" {text}" for text in texts] for _, texts in parsed]
-        scores = choice_log_likelihoods(ctx.model, ctx.tokenizer, contexts, choices, self.cfg["eval_batch_size"],
+        scores = choice_log_likelihoods(ctx.model, ctx.tokenizer, contexts, choices, self.cfg.eval_batch_size,
                                         ctx.device, max_len=ctx.max_len, desc=f"eval {m.name}")
         picked = [best_choice(s) for s in scores]
         gold = [int(x["answer"][-1]) - 1 for x in items]
@@ -309,6 +339,12 @@ class LLMAdaptersSuite(Task):
 class LLMAdaptersMath(LLMAdaptersSuite):
     name = "llm_adapters_math"
     members = MATH
+    cfg: LLMAdaptersMathConfig
+    config_class = LLMAdaptersMathConfig
+
+    @property
+    def tolerance(self) -> float:  # type: ignore[override]
+        return self.cfg.tolerance
 
 
 @register

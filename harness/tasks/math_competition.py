@@ -51,11 +51,11 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from harness.config.checks import option
 from harness.core.errors import HarnessError
 from harness.core.hashing import hash_object
 from harness.core.metrics import Metric, mean_and_stderr
@@ -64,7 +64,7 @@ from harness.data.sources import SourceUnavailable, first_available, hub_loader,
 from harness.scoring.cross_entropy import target_cross_entropy
 from harness.scoring.generation import greedy_generate
 from harness.tasks import from_conf, register
-from harness.tasks.base import EvalContext, Task, TaskData
+from harness.tasks.base import EvalContext, GeneratedAnswerConfig, Task, TaskData
 from harness.tasks.math_answers import ANSWER_MARK, extract_answer, is_equiv, last_boxed
 from harness.tasks.metamathqa import SUBSTITUTE_MARK, _local_file, metamathqa_dataset
 from harness.tasks.prompting import render
@@ -124,21 +124,37 @@ def gsm8k_in_metamath_form(item: Mapping[str, str]) -> dict:
     return {"problem": item["question"], "target": f"{CALCULATOR.sub('', item['answer']).strip()}\n{ANSWER_MARK}{answer}"}
 
 
+@dataclass(frozen=True)
+class MathConfig(GeneratedAnswerConfig):
+    """metamathqa_math's options (conf/task/metamathqa_math.yaml): those of every generated-answer task, and:"""
+
+    train_pool: str | None = option("text", choices=TRAIN_POOLS, nullable=True)
+    """metamathqa (the protocol) | gsm8k_train (an offline substitute, filed as `<task>~gsm8k_train`) |
+    null (eval items only, e.g. a forgetting probe; a run cannot train on it)."""
+    train_limit: int | None = option("int", low=1, nullable=True)
+    """The first N training rows (PiSSA/SORSA: 100000); null: all."""
+    train_sources: dict[str, Any]
+    """Where the MetaMathQA pool comes from: `hub` (path, name, split), `local` (file under data.dir)."""
+    score_batch_size: int = option("int", low=1)
+    """Sequences per forward pass of the teacher-forced answer cross-entropy (and validation loss)."""
+    sources: dict[str, Any]
+    """The MATH test set: `hub` (path, split, one config per subject), `local` (file under data.dir)."""
+
+
 @register
 class MetaMathQAMATH(Task):
     name = "metamathqa_math"
+    cfg: MathConfig
+    config_class = MathConfig
 
     # --- data ----------------------------------------------------------------------------------
 
     def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
-        pool = self.cfg["train_pool"]
-        if pool is not None and pool not in TRAIN_POOLS:
-            raise HarnessError(f"task.train_pool={pool!r} is unknown; choose one of: {', '.join(TRAIN_POOLS)} (or null: eval items only)")
+        pool = self.cfg.train_pool
         source, test = self._math_test(data_cfg)  # eval first: its absence is the usual miss offline
-        evaluation = select(test, self.cfg["n_eval"])
+        evaluation = select(test, self.cfg.n_eval)
         name, train_source, train = self._train_pool(data_cfg, pool)
-        limit = self.cfg.get("train_limit")
-        train = train[:limit] if limit else train
+        train = train[: self.cfg.train_limit]
         test_problems = {" ".join(x["problem"].split()) for x in test}
         identity = {
             "task": name, "source": source, "train_pool": pool, "train_source": train_source,
@@ -152,19 +168,18 @@ class MetaMathQAMATH(Task):
         return TaskData(name, train, evaluation, identity)
 
     def local_datasets(self) -> list[LocalDataset]:
-        hub, relative = self.cfg["sources"]["hub"], self.cfg["sources"]["local"]["file"]
+        hub, relative = self.cfg.sources["hub"], self.cfg.sources["local"]["file"]
         requests = tuple(HubRequest(hub["path"], config, hub["split"]) for config in hub["configs"])
         test = LocalDataset(relative.split("/")[0], (LocalFile(relative, read_json_rows, requests, json_render(relative)),))
-        pool = self.cfg["train_pool"]
+        pool = self.cfg.train_pool
         if pool == "metamathqa":
-            return [test, metamathqa_dataset(self.cfg["train_sources"])]
+            return [test, metamathqa_dataset(self.cfg.train_sources)]
         if pool == "gsm8k_train":
             return [test, *from_conf("gsm8k").local_datasets()]
         return [test]
 
     def _math_test(self, data_cfg: Mapping[str, Any]) -> tuple[str, list[dict]]:
-        sources = self.cfg["sources"]
-        hub, local = sources["hub"], sources["local"]
+        hub, local = self.cfg.sources["hub"], self.cfg.sources["local"]
 
         def from_hub() -> list[dict]:
             items = []
@@ -198,15 +213,11 @@ class MetaMathQAMATH(Task):
         if pool is None:
             return self.name, "none", []
         if pool == "gsm8k_train":
-            from harness import tasks
-            from harness.core.paths import CONF_DIR
-
-            cfg = yaml.safe_load((CONF_DIR / "task" / "gsm8k.yaml").read_text())
             order = [k for k in data_cfg["order"] if k != "package"]  # its package fallback trains on test items
-            gsm8k = tasks.build(cfg).load({**data_cfg, "order": order})
+            gsm8k = from_conf("gsm8k").load({**data_cfg, "order": order})
             return (f"{self.name}{SUBSTITUTE_MARK}{pool}", f"{gsm8k.identity['source']} (gsm8k train split)",
                     [gsm8k_in_metamath_form(x) for x in gsm8k.train])
-        sources = self.cfg["train_sources"]
+        sources = self.cfg.train_sources
         loaders = {
             "hub": hub_loader(sources["hub"]["path"], sources["hub"].get("name"), sources["hub"]["split"]),
             "local": _local_file(data_cfg.get("dir"), sources["local"]["file"]),
@@ -221,25 +232,29 @@ class MetaMathQAMATH(Task):
     # --- text ----------------------------------------------------------------------------------
 
     def prompt(self, item: dict) -> str:
-        return self.cfg["prompt_template"].format(problem=item["problem"])
+        return self.cfg.prompt_template.format(problem=item["problem"])
 
     def training_pair(self, item: dict) -> tuple[str, str]:
-        return self.cfg["train_prompt_template"].format(problem=item["problem"]), " " + item["target"]
+        template = self.cfg.train_prompt_template or self.cfg.prompt_template
+        return template.format(problem=item["problem"]), " " + item["target"]
+
+    def loss_batch_size(self) -> int:
+        return self.cfg.score_batch_size
 
     def eval_prompts(self, ctx: EvalContext, data: TaskData) -> list[str]:
-        return [render(ctx.tokenizer, self.prompt(x), self.cfg["chat_template"]) for x in data.eval]
+        return [render(ctx.tokenizer, self.prompt(x), self.cfg.chat_template) for x in data.eval]
 
     # --- scoring -------------------------------------------------------------------------------
 
     def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
         c, items = self.cfg, data.eval
-        outputs = greedy_generate(ctx.model, ctx.tokenizer, self.eval_prompts(ctx, data), c["max_new_tokens"],
-                                  list(c["stop"]), c["eval_batch_size"], ctx.device, desc=f"eval {data.name}")
+        outputs = greedy_generate(ctx.model, ctx.tokenizer, self.eval_prompts(ctx, data), c.max_new_tokens,
+                                  list(c.stop), c.eval_batch_size, ctx.device, desc=f"eval {data.name}")
         golds = [x["answer"] for x in items]
         predictions = [extract_answer(o) for o in outputs]
         accuracy = [float(is_equiv(p, g)) for p, g in zip(predictions, golds)]
         ce = target_cross_entropy(ctx.model, ctx.tokenizer, [self.training_pair(x) for x in items],
-                                  c["score_batch_size"], ctx.max_len, ctx.device)
+                                  c.score_batch_size, ctx.max_len, ctx.device)
         per_item_ce = [nll / max(n, 1) for nll, n in ce]
         ids = [x["id"] for x in items]
         shown = [f"{p} <- {o}" if p is not None else f"[no '{ANSWER_MARK.strip()}'] <- {o}" for p, o in zip(predictions, outputs)]

@@ -16,7 +16,10 @@ Training pool (`task.train_pool`):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
+
+from harness.config.checks import option
 
 from harness.core.errors import HarnessError
 from harness.core.hashing import hash_object
@@ -24,7 +27,7 @@ from harness.data.layout import HubRequest, LocalDataset, json_file, read_json_r
 from harness.data.sources import first_available, hub_loader, read_local
 from harness.tasks import register
 from harness.tasks.base import TaskData
-from harness.tasks.gsm8k import GSM8K
+from harness.tasks.gsm8k import GSM8K, GSM8KConfig
 
 TRAIN_POOLS = ("metamathqa", "gsm8k_train")
 SUBSTITUTE_MARK = "~"  # task name suffix: `<task>~<substitute training pool>`
@@ -41,14 +44,26 @@ def metamathqa_dataset(train_sources: Mapping[str, Any]) -> LocalDataset:
     return LocalDataset("metamathqa", (json_file(train_sources["local"]["file"], HubRequest(hub["path"], hub.get("name"), hub["split"])),))
 
 
+@dataclass(frozen=True)
+class MetaMathQAConfig(GSM8KConfig):
+    """metamathqa_gsm8k's options (conf/task/metamathqa_gsm8k.yaml): GSM8K's, and the training pool's:"""
+
+    train_pool: str = option("text", choices=TRAIN_POOLS)
+    """metamathqa (the protocol) | gsm8k_train (an offline substitute, filed as `<task>~gsm8k_train`)."""
+    train_limit: int | None = option("int", low=1, nullable=True)
+    """The first N training rows (PiSSA/SORSA: 100000); null: all."""
+    train_sources: dict[str, Any]
+    """Where the MetaMathQA pool comes from: `hub` (path, name, split), `local` (file under data.dir)."""
+
+
 @register
 class MetaMathQAGSM8K(GSM8K):
     name = "metamathqa_gsm8k"
+    cfg: MetaMathQAConfig
+    config_class = MetaMathQAConfig
 
     def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
-        pool = self.cfg["train_pool"]
-        if pool not in TRAIN_POOLS:
-            raise HarnessError(f"task.train_pool={pool!r} is unknown; choose one of: {', '.join(TRAIN_POOLS)}")
+        pool = self.cfg.train_pool
         gsm8k = super().load(data_cfg)  # GSM8K eval items (and its train split, the substitute pool)
         # The GSM8K loader files its package fallback (a test-set slice) under another name; keep it.
         name = self.name if gsm8k.name == self.name else f"{self.name}[{gsm8k.name}]"
@@ -58,8 +73,7 @@ class MetaMathQAGSM8K(GSM8K):
         else:
             source, rows = self._metamathqa(data_cfg)
             train = [{"question": r["query"], "answer": r["response"]} for r in rows]
-        limit = self.cfg.get("train_limit")
-        train = train[:limit] if limit else train
+        train = train[: self.cfg.train_limit]
         identity = {
             **gsm8k.identity, "task": name, "train_pool": pool, "train_source": source,
             "n_train_pool": len(train), "train_sha256": hash_object(train, 64),
@@ -67,11 +81,11 @@ class MetaMathQAGSM8K(GSM8K):
         return TaskData(name, train, gsm8k.eval, identity)
 
     def local_datasets(self) -> list[LocalDataset]:
-        pool = [metamathqa_dataset(self.cfg["train_sources"])] if self.cfg["train_pool"] == "metamathqa" else []
+        pool = [metamathqa_dataset(self.cfg.train_sources)] if self.cfg.train_pool == "metamathqa" else []
         return super().local_datasets() + pool  # gsm8k's files: its eval items, and the gsm8k_train pool
 
     def _metamathqa(self, data_cfg: Mapping[str, Any]) -> tuple[str, list[dict]]:
-        sources = self.cfg["train_sources"]
+        sources = self.cfg.train_sources
         loaders = {
             "hub": hub_loader(sources["hub"]["path"], sources["hub"].get("name"), sources["hub"]["split"]),
             "local": _local_file(data_cfg.get("dir"), sources["local"]["file"]),

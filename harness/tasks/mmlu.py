@@ -28,6 +28,7 @@ import csv
 import functools
 import io
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from harness.core.errors import HarnessError
@@ -39,7 +40,7 @@ from harness.scoring.lm_eval_backend import LmEvalTask
 from harness.scoring.loglik import ChoiceScore, best_choice
 from harness.tasks import register
 from harness.tasks.base import EvalContext, TaskData
-from harness.tasks.choice import ChoiceTask, accuracy_metric
+from harness.tasks.choice import ChoiceTask, ChoiceTaskConfig, accuracy_metric
 
 LETTERS = "ABCD"
 # Subject -> category, as lm-eval's mmlu/_generate_configs.py groups them.
@@ -97,31 +98,45 @@ def description(subject: str) -> str:
     return f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
 
 
+@dataclass(frozen=True)
+class MMLUConfig(ChoiceTaskConfig):
+    """MMLU's options (conf/task/mmlu.yaml): those of every log-likelihood choice task, and:"""
+
+    subjects: Any
+    """`all`, or a list of subject names (SUBJECTS), e.g. [abstract_algebra, anatomy]."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_fewshot > MAX_SHOTS:
+            raise HarnessError(f"task.num_fewshot={self.num_fewshot} is out of range; MMLU has {MAX_SHOTS} dev "
+                               f"items per subject (0-{MAX_SHOTS})")
+        chosen = self.subjects
+        listed = isinstance(chosen, (list, tuple)) and all(isinstance(s, str) for s in chosen)
+        unknown = [s for s in chosen if s not in SUBJECTS] if listed else []
+        if chosen != "all" and (not listed or unknown or not chosen):
+            raise HarnessError(f"task.subjects={chosen!r} is invalid: unknown MMLU subject "
+                               f"{', '.join(unknown) or '(not a list of names)'}; use `all` or names like "
+                               "abstract_algebra (harness/tasks/mmlu.py SUBJECTS)")
+
+    def subject_list(self) -> list[str]:
+        return list(SUBJECTS) if self.subjects == "all" else list(self.subjects)
+
+
 @register
 class MMLU(ChoiceTask):
     name = "mmlu"
+    cfg: MMLUConfig
+    config_class = MMLUConfig
 
-    def __init__(self, cfg: Mapping[str, Any]):
+    def __init__(self, cfg: MMLUConfig):
         super().__init__(cfg)
         self.shots: dict[str, list[dict]] = {}  # subject -> dev items, filled by load()
 
-    def subjects(self) -> list[str]:
-        chosen = self.cfg["subjects"]
-        subjects = list(SUBJECTS) if chosen == "all" else list(chosen)
-        unknown = [s for s in subjects if s not in SUBJECTS]
-        if unknown or not subjects:
-            raise HarnessError(f"task.subjects has unknown MMLU subject {', '.join(unknown) or '(empty list)'}; "
-                               "use `all` or names like abstract_algebra (see harness/tasks/mmlu.py SUBJECTS)")
-        return subjects
-
     def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
         c = self.cfg
-        self.check_eval_config()
-        k = int(c["num_fewshot"])
-        if not 0 <= k <= MAX_SHOTS:
-            raise HarnessError(f"task.num_fewshot={k} is out of range; MMLU has {MAX_SHOTS} dev items per subject (0-{MAX_SHOTS})")
-        subjects = self.subjects()
-        hub, local = c["sources"]["hub"], c["sources"]["local"]["subdir"]
+        k = c.num_fewshot
+        subjects = c.subject_list()
+        hub, local = c.sources["hub"], c.sources["local"]["subdir"]
 
         def from_hub():
             split = {s: {sp: hub_loader(hub["path"], s, sp)() for sp in ("test", "dev")} for s in subjects}
@@ -136,8 +151,7 @@ class MMLU(ChoiceTask):
 
         kind, (split, train, train_split) = first_available(
             f"task {self.name}", {"hub": from_hub, "local": from_local}, list(data_cfg["order"]))
-        n = c["n_eval"]
-        evaluation = [x for s in subjects for x in split[s]["test"][: n if n is not None else None]]
+        evaluation = [x for s in subjects for x in split[s]["test"][: c.n_eval]]
         # MMLU's val split repeats some test items verbatim (27 across subjects): never train on them.
         tested = {_key(x) for s in subjects for x in split[s]["test"]}
         kept = [x for x in train if _key(x) not in tested]
@@ -153,10 +167,10 @@ class MMLU(ChoiceTask):
         return TaskData(name, train, evaluation, identity)
 
     def local_datasets(self) -> list[LocalDataset]:
-        hub, subdir = self.cfg["sources"]["hub"]["path"], self.cfg["sources"]["local"]["subdir"]
+        hub, subdir = self.cfg.sources["hub"]["path"], self.cfg.sources["local"]["subdir"]
         files = (LocalFile(f"{subdir}/{split}/{s}_{split}.csv", functools.partial(_read_csv, subject=s),
                            (HubRequest(hub, s, hub_split),), _csv_bytes)
-                 for s in self.subjects() for split, hub_split in LOCAL_SPLITS.items())
+                 for s in self.cfg.subject_list() for split, hub_split in LOCAL_SPLITS.items())
         return [LocalDataset(subdir, tuple(files))]
 
     def prompt(self, item: dict, shots: list[dict]) -> str:
@@ -164,7 +178,7 @@ class MMLU(ChoiceTask):
         return description(item["subject"]) + examples + format_question(item)
 
     def context(self, item: dict) -> str:
-        return self.prompt(item, self.shots[item["subject"]][: int(self.cfg["num_fewshot"])])
+        return self.prompt(item, self.shots[item["subject"]][: self.cfg.num_fewshot])
 
     def choices(self, item: dict) -> list[str]:
         return [f" {letter}" for letter in LETTERS]

@@ -37,7 +37,7 @@ def test_default_general_suite_is_built_from_registered_tasks_eval_items(test_da
     probe = GeneralSuiteProbe(_suite_cfg(6), _data_cfg(test_data), tmp_path, CONF_DIR, 256)
     assert [task.name for task, _, _ in probe.members] == [s["task"] for s in ROOT_CFG["general_suite"]["tasks"]]
     for task, data, _ in probe.members:  # n_eval items of every subject / dataset
-        assert len(data.eval) == 6 * len(task.cfg.get("datasets") or task.cfg["subjects"])
+        assert len(data.eval) == 6 * len(getattr(task.cfg, "datasets", None) or task.cfg.subjects)
 
 
 def test_general_suite_delta_is_zero_when_the_model_is_unchanged(test_data, tmp_path, tiny_model):

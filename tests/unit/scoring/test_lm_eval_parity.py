@@ -9,6 +9,8 @@ against lm-eval's generate_until on the same prompts, stop strings and token lim
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import yaml
@@ -23,7 +25,7 @@ from harness.scoring.generation import greedy_generate
 from harness.scoring.lm_eval_backend import LmEvalTask
 from harness.scoring.loglik import best_choice
 from harness.tasks.base import EvalContext
-from harness.tasks.gsm8k import GSM8K, extract_flexible, extract_strict, reference_answer
+from harness.tasks.gsm8k import extract_flexible, extract_strict, reference_answer
 
 CPU = torch.device("cpu")
 
@@ -50,8 +52,8 @@ def assert_parity(task, data, model, tok, tol: float) -> dict:
     native = task.score(EvalContext(model, tok, CPU, 512), data)
     native_rows = {m.metric: m.value for m in task.metrics(EvalContext(model, tok, CPU, 512), data, native)}
     parts = task.lm_eval_tasks(data)
-    run = lm_eval_backend.run(model, tok, [t for t, _ in parts], int(task.cfg["batch_size"]), CPU,
-                              int(task.cfg["num_fewshot"]))
+    run = lm_eval_backend.run(model, tok, [t for t, _ in parts], task.cfg.batch_size, CPU,
+                              task.cfg.num_fewshot)
     for lm_task, positions in parts:
         rows = run.samples[lm_task.name]
         assert [r["doc_id"] for r in rows] == list(range(len(positions)))
@@ -108,7 +110,7 @@ def test_lm_eval_evaluator_writes_the_native_rows_and_its_provenance(tiny, test_
     data = task.load({"dir": str(test_data), "order": ["local"]})
     native_ctx, lm_ctx = EvalContext(*tiny, CPU, 512), EvalContext(*tiny, CPU, 512)
     native = task.evaluate(native_ctx, data)
-    task.cfg["evaluator"] = "lm_eval"
+    task.cfg = dataclasses.replace(task.cfg, evaluator="lm_eval")
     through_lm_eval = task.evaluate(lm_ctx, data)
     assert [(m.metric, m.value, m.version) for m in native] == [(m.metric, m.value, m.version) for m in through_lm_eval]
     assert [s["prediction"] for s in native_ctx.samples] == [s["prediction"] for s in lm_ctx.samples]
@@ -119,7 +121,7 @@ def test_lm_eval_evaluator_writes_the_native_rows_and_its_provenance(tiny, test_
 def gsm8k_parity(model, tok, test_data, n_items: int, max_new_tokens: int) -> tuple[int, int]:
     """(items whose strict or flexible answer differs between the evaluators, items compared)."""
     cfg = {**yaml.safe_load((CONF_DIR / "task" / "gsm8k.yaml").read_text()), "n_eval": n_items}
-    task = GSM8K(cfg)
+    task = tasks.build(cfg)
     data = task.load({"dir": str(test_data), "order": ["local"]})
     native = greedy_generate(model, tok, [task.prompt(x) for x in data.eval], max_new_tokens, cfg["stop"],
                              cfg["eval_batch_size"], CPU)

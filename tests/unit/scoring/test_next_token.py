@@ -34,7 +34,7 @@ def tiny(tiny_model):
 def mmlu_requests(test_data, shots: int) -> tuple[list[str], list[list[str]]]:
     cfg = {**yaml.safe_load((CONF_DIR / "task" / "mmlu.yaml").read_text()), "num_fewshot": shots, "n_eval": None,
            "subjects": ["anatomy", "abstract_algebra", "virology"]}
-    task = MMLU(cfg)
+    task = MMLU.of(cfg)
     items = task.load({"dir": str(test_data), "order": ["local"]}).eval
     return [task.context(x) for x in items], [task.choices(x) for x in items]
 

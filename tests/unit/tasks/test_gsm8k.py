@@ -44,7 +44,7 @@ def train_lines(data_dir) -> int:
 
 
 def check_local_splits(data_dir, n_train: int) -> None:
-    data = GSM8K(TASK_CFG).load({"dir": str(data_dir), "order": ["local"]})
+    data = GSM8K.of(TASK_CFG).load({"dir": str(data_dir), "order": ["local"]})
     assert data.name == "gsm8k"
     assert len(data.train) == n_train and len(data.eval) == TASK_CFG["n_eval"]
     assert data.identity["source"] == "local" and len(data.identity["eval_sha256"]) == 64
@@ -60,7 +60,7 @@ def test_local_source_uses_official_splits(full_data):
 
 
 def test_package_fallback_is_disjoint_and_renamed():
-    data = GSM8K(TASK_CFG).load({"dir": None, "order": ["package"]})
+    data = GSM8K.of(TASK_CFG).load({"dir": None, "order": ["package"]})
     assert data.name == "gsm8k_testslice"
     assert len(data.train) == 1319 - TASK_CFG["sources"]["package"]["eval_pool"]
     assert not {x["question"] for x in data.train} & {x["question"] for x in data.eval}
@@ -68,21 +68,21 @@ def test_package_fallback_is_disjoint_and_renamed():
 
 def test_same_items_same_identity_whatever_the_source(test_data):
     """The packaged test set equals the official one item by item, so the eval hash agrees."""
-    local = GSM8K(TASK_CFG).load({"dir": str(test_data), "order": ["local"]})
-    packaged = GSM8K(TASK_CFG).load({"dir": None, "order": ["package"]})
+    local = GSM8K.of(TASK_CFG).load({"dir": str(test_data), "order": ["local"]})
+    packaged = GSM8K.of(TASK_CFG).load({"dir": None, "order": ["package"]})
     assert local.identity["eval_sha256"] == packaged.identity["eval_sha256"]
 
 
 def test_missing_data_names_every_source_tried(tmp_path):
     with pytest.raises(HarnessError) as err:
-        GSM8K(TASK_CFG).load({"dir": str(tmp_path), "order": ["local"]})
+        GSM8K.of(TASK_CFG).load({"dir": str(tmp_path), "order": ["local"]})
     message = str(err.value)
     assert "no data for task gsm8k" in message and str(tmp_path / "gsm8k" / "train.jsonl") in message
     assert "\n" not in message
 
 
 def _local(test_data, **overrides):
-    task = GSM8K({**TASK_CFG, **overrides})
+    task = GSM8K.of({**TASK_CFG, **overrides})
     return task, task.load({"dir": str(test_data), "order": ["local"]})
 
 

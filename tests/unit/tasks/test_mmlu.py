@@ -19,7 +19,7 @@ TASK_CFG = yaml.safe_load((CONF_DIR / "task" / "mmlu.yaml").read_text())
 
 
 def mmlu(**overrides) -> MMLU:
-    return MMLU({**TASK_CFG, **overrides})
+    return MMLU.of({**TASK_CFG, **overrides})
 
 
 def records(data_dir, split: str) -> int:
