@@ -72,7 +72,10 @@ def options_table() -> str:
             option = f"{group}.{field.name}" if group else field.name
             if option not in allowed:
                 continue
-            default = defaults.get(group, {}).get(field.name) if group else defaults.get(field.name)
+            node = defaults
+            for key in filter(None, group.split(".")):
+                node = node.get(key, {})
+            default = node.get(field.name)
             cells = [f"`{option}`", f"`{_yaml_text(default)}`", allowed[option], docs.get(field.name, "")]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)

@@ -149,7 +149,13 @@ def option(kind: str, **rule: Any) -> Any:
 
 
 def rules_of(cls: type, group: str) -> tuple[Rule, ...]:
-    """The rules of a typed config's fields, each named by its dotted option."""
+    """The rules of a typed config's fields, each named by its dotted option, nested groups
+    (fields with `metadata["group"]`, a typed config of their own) included."""
     prefix = f"{group}." if group else ""
-    return tuple(Rule(prefix + f.name, f.metadata["rule"][0], **f.metadata["rule"][1])
-                 for f in dataclasses.fields(cls) if "rule" in f.metadata)
+    rules: list[Rule] = []
+    for f in dataclasses.fields(cls):
+        if "rule" in f.metadata:
+            rules.append(Rule(prefix + f.name, f.metadata["rule"][0], **f.metadata["rule"][1]))
+        elif "group" in f.metadata:
+            rules += rules_of(f.metadata["group"], prefix + f.name)
+    return tuple(rules)

@@ -1,14 +1,15 @@
 """The run's own options as typed, validated dataclasses, made once at the boundary.
 
 `RunConfig.of(config)` takes the plain, resolved config Hydra composed (conf/config.yaml plus the
-groups) and returns typed objects: `TrainConfig`, `EvalConfig`, `DataConfig`, `WandbConfig`. The
-components get their own piece (the training loop a `TrainConfig`, the tracker a `WandbConfig`),
-never the whole config. Each field carries the rule its values obey (harness/config/checks.py), so
+groups) and returns typed objects: `TrainConfig`, `EvalConfig`, `DataConfig`, `WandbConfig`,
+`ForgettingConfig` (with one typed piece per probe). The components get their own piece (the
+training loop a `TrainConfig`, the tracker a `WandbConfig`, each probe its own), never the whole
+config. Each field carries the rule its values obey (harness/config/checks.py), so
 the type and range checks and the fields cannot drift apart; an option the dataclass does not know
 (`+train.bach_size=8`) is an error naming the options it has. Defaults live in conf/config.yaml
-only: every field is required here. The method's, task's, budget's, model's and probes' options
-stay plain mappings here (they are part of the run id as written) that their own classes type and
-validate (MethodConfig, TaskConfig, Budget.validate, load_model, build_probes).
+only: every field is required here. The method's, task's, budget's and model's options stay plain
+mappings here (they are part of the run id as written) that their own classes type and validate
+(MethodConfig, TaskConfig, Budget.validate, load_model).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from harness.config.checks import DATA_SOURCES, Rule, first_problem, option, rul
 from harness.core.errors import HarnessError
 
 
-def _build(cls: type, values: Mapping[str, Any], group: str) -> Any:
+def _build(cls: type, values: Any, group: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise HarnessError(f"{group}={values!r} is invalid: it must be a mapping of options ({group}.<option>=...)")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -30,7 +33,9 @@ def _build(cls: type, values: Mapping[str, Any], group: str) -> Any:
     if missing:
         raise HarnessError(f"{group}.{missing[0]} is missing from the config; conf/config.yaml sets it, "
                            "so a config that drops it was not composed from conf/")
-    return cls(**{name: values[name] for name in known})
+    nested = {f.name: f.metadata["group"] for f in dataclasses.fields(cls) if "group" in f.metadata}
+    return cls(**{name: _build(nested[name], values[name], f"{group}.{name}") if name in nested else values[name]
+                  for name in known})
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,78 @@ class WandbConfig:
     """The wandb entity (team or user); null: the default."""
 
 
+PROBE_NAMES = ("general_text", "general_suite", "kl_drift")
+
+
+@dataclass(frozen=True)
+class GeneralTextConfig:
+    """The general-text probe (`forgetting.general_text:`): cross-entropy on WikiText-2 test."""
+
+    hub: dict = field(metadata={"component": "the hub source: path, name, split"})
+    """The hub source of the text: `{path, name, split}`."""
+    local_file: str = option("text")
+    """The text file under data.dir."""
+    max_chars: int = option("int", low=1)
+    """Characters of the text read, from its start."""
+    n_chunks: int = option("int", low=1)
+    """Chunks scored ..."""
+    chunk_tokens: int = option("int", low=1)
+    """... of this many tokens each, from the start of the text."""
+    batch_size: int = option("int", low=1)
+    """Chunks per forward pass."""
+
+
+@dataclass(frozen=True)
+class GeneralSuiteConfig:
+    """The general-suite probe (`forgetting.general_suite:`): registered tasks' own eval items."""
+
+    required: bool = option("bool")
+    """false: skipped with a notice when its data are missing; true: an error."""
+    tasks: list = field(metadata={"component": "the probe's member specs (harness/probes/general_suite.py)"})
+    """Members: `{task: <conf/task name>, metric: <its metric>, with: {task option overrides}}`."""
+
+
+@dataclass(frozen=True)
+class KLDriftConfig:
+    """The KL-drift probe (`forgetting.kl_drift:`)."""
+
+    n_prompts: int = option("int", low=1, high=8)
+    """Fixed prompts the base model continues (at most the 8 it has)."""
+    new_tokens: int = option("int", low=1)
+    """Greedy tokens per continuation."""
+
+
+@dataclass(frozen=True)
+class ForgettingConfig:
+    """Learning and forgetting measured in the run (`forgetting:`)."""
+
+    probes: list[str] = option("text list", choices=PROBE_NAMES)
+    """Forgetting probes, any of general_text, general_suite, kl_drift; [] for none."""
+    probe: str | None = option("text", choices=(*PROBE_NAMES, "none"), nullable=True)
+    """The older single-probe form (one name, or none); when set it replaces `probes`."""
+    target_gain: bool = option("bool")
+    """Learning: the task scored on the base model too, gain_<metric> = tuned - base."""
+    fallback_to_kl: bool = option("bool")
+    """General text unavailable: kl_drift instead of an error."""
+    general_text: GeneralTextConfig = field(metadata={"group": GeneralTextConfig})
+    general_suite: GeneralSuiteConfig = field(metadata={"group": GeneralSuiteConfig})
+    kl_drift: KLDriftConfig = field(metadata={"group": KLDriftConfig})
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> ForgettingConfig:
+        """The `forgetting` node of a config, typed and checked (one HarnessError line)."""
+        problem = first_problem({"forgetting": values}, rules_of(cls, "forgetting"))
+        if problem:
+            raise HarnessError(problem)
+        return _build(cls, values, "forgetting")
+
+    def probe_names(self) -> list[str]:
+        """`probes`, or the older single `probe` (none | one name) when set."""
+        if self.probe is None:
+            return list(self.probes)
+        return [] if self.probe == "none" else [self.probe]
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One run's composed config: its own options typed, the components' options as mappings."""
@@ -155,11 +232,11 @@ class RunConfig:
     eval: EvalConfig = field(metadata={"group": EvalConfig})
     data: DataConfig = field(metadata={"group": DataConfig})
     wandb: WandbConfig = field(metadata={"group": WandbConfig})
+    forgetting: ForgettingConfig = field(metadata={"group": ForgettingConfig})
     model: dict = field(metadata={"component": "the model's loader (harness/models/loading.py)"})
     method: dict = field(metadata={"component": "the method's MethodConfig"})
     task: dict = field(metadata={"component": "the task's class (harness/tasks/)"})
     budget: dict = field(metadata={"component": "Budget (harness/budget/spec.py)"})
-    forgetting: dict = field(metadata={"component": "the probes (harness/probes/composite.py)"})
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> "RunConfig":
@@ -174,7 +251,9 @@ class RunConfig:
         return cls(**values)
 
 
-GROUPS = {"train": TrainConfig, "eval": EvalConfig, "data": DataConfig, "wandb": WandbConfig}
+GROUPS = {"train": TrainConfig, "eval": EvalConfig, "data": DataConfig, "wandb": WandbConfig, "forgetting": ForgettingConfig,
+          "forgetting.general_text": GeneralTextConfig, "forgetting.general_suite": GeneralSuiteConfig,
+          "forgetting.kl_drift": KLDriftConfig}
 
 # Options of the components' mappings that several of them share: their types here, their meaning
 # and finer checks with their owners.
@@ -186,15 +265,9 @@ COMPONENT_RULES: tuple[Rule, ...] = (
     *(Rule(f"budget.{name}", "number", nullable=True) for name in ("max_time_s", "epochs")),
     Rule("budget.target_params", "int", nullable=True),
     *(Rule(f"budget.{name}", "number", nullable=True) for name in ("target_params_pct", "param_tolerance", "max_memory_gib")),
-    Rule("forgetting.target_gain", "bool"),
-    Rule("forgetting.fallback_to_kl", "bool"),
-    *(Rule(f"forgetting.general_text.{name}", "int", low=1) for name in ("max_chars", "n_chunks", "chunk_tokens", "batch_size")),
-    Rule("forgetting.general_suite.required", "bool"),
-    Rule("forgetting.kl_drift.n_prompts", "int", low=1),
-    Rule("forgetting.kl_drift.new_tokens", "int", low=1),
 )
 
-RULES: tuple[Rule, ...] = (*rules_of(RunConfig, ""), *(r for g, c in GROUPS.items() for r in rules_of(c, g)), *COMPONENT_RULES)
+RULES: tuple[Rule, ...] = (*rules_of(RunConfig, ""), *COMPONENT_RULES)
 
 
 def check_options(config: Mapping[str, Any]) -> None:

@@ -28,9 +28,9 @@ def task_names() -> list[str]:
 
 
 def probe_names() -> list[str]:
-    from harness.probes.composite import PROBES
+    from harness.config.run_config import PROBE_NAMES
 
-    return list(PROBES)
+    return list(PROBE_NAMES)
 
 
 def names() -> list[str]:
@@ -71,7 +71,7 @@ def _general_text(cfg: dict) -> Need:
     file = LocalFile(relative, lambda path: path.read_text(encoding="utf-8"),
                      (HubRequest(hub["path"], hub["name"], hub["split"]),), _text_bytes)
     return Need("general_text", "probe", [LocalDataset(relative.split("/")[0], (file,))],
-                lambda data_dir: general_text(cfg, _local_only(data_dir)))
+                lambda data_dir: general_text(hub, relative, _local_only(data_dir)))
 
 
 def _text_bytes(rows: Rows) -> bytes:

@@ -22,7 +22,6 @@ from harness.config.run_config import RunConfig
 from harness.core.errors import HarnessError
 from harness.core.notices import notice_once
 from harness.models.loading import ENCODER
-from harness.probes.composite import probe_names
 from harness.tasks.base import Task
 
 
@@ -40,8 +39,8 @@ def adapt(run: RunConfig, task: Task, method: type[methods._core.base.Method]) -
     if run.train.needs_validation:
         raise HarnessError(f"train.eval_every and train.lr_sweep use a language-model validation loss, which {model} "
                            "(an encoder) has not: set train.eval_every=0 and train.lr_sweep=[]")
-    skipped = probe_names(run.forgetting)
-    skipped += ["target_gain"] if run.forgetting.get("target_gain") else []
+    skipped = run.forgetting.probe_names()
+    skipped += ["target_gain"] if run.forgetting.target_gain else []
     skipped += ["latency"] if run.eval.latency_tokens else []
     if skipped:
         notice_once(f"[harness] {model} is an encoder: skipped {', '.join(skipped)} (probes and latency need a language-model "

@@ -1,5 +1,6 @@
 """The configured probes as one: which ones `forgetting.probes` names (or the older single
-`forgetting.probe`), built with their fallbacks, run together with the target gain."""
+`forgetting.probe`: `ForgettingConfig.probe_names`), built with their fallbacks, run together with
+the target gain."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from harness.config.run_config import ForgettingConfig
 from harness.core.errors import HarnessError
 from harness.core.metrics import Metric
 from harness.core.notices import notice_once
@@ -22,9 +24,6 @@ from harness.probes.general_text import GeneralTextProbe
 from harness.probes.kl_drift import KLDriftProbe
 from harness.probes.target_gain import TargetGain
 from harness.tasks.base import Task, TaskData
-
-PROBES = ("general_text", "general_suite", "kl_drift")
-
 
 class Probes:
     """Every configured probe plus the target gain: `baseline` before the method is applied,
@@ -45,40 +44,30 @@ class Probes:
         return rows
 
 
-def probe_names(cfg: Mapping[str, Any]) -> list[str]:
-    """`forgetting.probes`, or the older single `forgetting.probe` (none | one name) when set."""
-    legacy = cfg.get("probe")
-    names = list(cfg["probes"]) if legacy is None else ([] if legacy == "none" else [legacy])
-    unknown = [n for n in names if n not in PROBES]
-    if unknown:
-        raise HarnessError(f"forgetting.probes has unknown {', '.join(map(str, unknown))}; valid: {', '.join(PROBES)}")
-    return names
-
-
-def build_probes(cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], cache_root: Path, conf_dir: Path,
+def build_probes(cfg: ForgettingConfig, data_cfg: Mapping[str, Any], cache_root: Path, conf_dir: Path,
                  task: Task, data: TaskData, max_len: int) -> Probes:
     """The configured probes; `general_text` falls back to `kl_drift` when no text source works."""
     probes: list[Probe] = []
-    for name in probe_names(cfg):
+    for name in cfg.probe_names():
         if name == "general_suite":
             try:
-                probes.append(GeneralSuiteProbe(cfg["general_suite"], data_cfg, cache_root, conf_dir, max_len))
+                probes.append(GeneralSuiteProbe(cfg.general_suite, data_cfg, cache_root, conf_dir, max_len))
             except DataMissing as miss:  # like general_text: a probe's data is optional unless required
-                if cfg["general_suite"].get("required", False):
+                if cfg.general_suite.required:
                     raise
                 notice_once(f"[harness] forgetting: {miss}; general_suite skipped "
                             "(forgetting.general_suite.required=true makes this an error)")
         elif name == "kl_drift":
-            probes.append(KLDriftProbe(cfg["kl_drift"]))
+            probes.append(KLDriftProbe(cfg.kl_drift))
         else:
             try:
-                source, text = general_text(cfg["general_text"], data_cfg)
-                probes.append(GeneralTextProbe(cfg["general_text"], text, source, cache_root))
+                source, text = general_text(cfg.general_text.hub, cfg.general_text.local_file, data_cfg)
+                probes.append(GeneralTextProbe(cfg.general_text, text, source, cache_root))
             except HarnessError as miss:
-                if not cfg.get("fallback_to_kl", True):
+                if not cfg.fallback_to_kl:
                     raise
                 notice_once(f"[harness] forgetting: {miss}; falling back to kl_drift")
-                if "kl_drift" not in probe_names(cfg):
-                    probes.append(KLDriftProbe(cfg["kl_drift"]))
-    gain = TargetGain(cache_root, task, data, max_len) if cfg.get("target_gain", True) else None
+                if "kl_drift" not in cfg.probe_names():
+                    probes.append(KLDriftProbe(cfg.kl_drift))
+    gain = TargetGain(cache_root, task, data, max_len) if cfg.target_gain else None
     return Probes(probes, gain)

@@ -15,6 +15,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from harness import tasks
+from harness.config.run_config import GeneralSuiteConfig
 from harness.core.cache import cached_json
 from harness.core.errors import HarnessError
 from harness.core.metrics import Metric
@@ -30,11 +31,11 @@ class GeneralSuiteProbe:
     name = "general_suite"
     VERSION = "v1"
 
-    def __init__(self, cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], cache_root: Path, conf_dir: Path,
+    def __init__(self, cfg: GeneralSuiteConfig, data_cfg: Mapping[str, Any], cache_root: Path, conf_dir: Path,
                  max_len: int):
         self.cfg, self.cache_root, self.max_len = cfg, cache_root, max_len
         self.members: list[tuple[Task, TaskData, str]] = []
-        for spec in cfg["tasks"]:
+        for spec in cfg.tasks:
             path = conf_dir / "task" / f"{spec['task']}.yaml"
             if not path.is_file():
                 raise HarnessError(f"forgetting.general_suite names task {spec['task']!r}, which has no {path}; fix forgetting.general_suite.tasks")

@@ -4,13 +4,11 @@ mean per-token KL(base || tuned) on those continuations. Needs no data; also the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from harness.config.run_config import KLDriftConfig
 from harness.core.metrics import Metric, mean_and_stderr
 from harness.scoring.cross_entropy import continuation_log_probs
 
@@ -29,7 +27,7 @@ KL_PROMPTS = (
 class KLDriftProbe:
     name = "kl_drift"
 
-    def __init__(self, cfg: Mapping[str, Any]):
+    def __init__(self, cfg: KLDriftConfig):
         self.cfg = cfg
         self.sequences: list[torch.Tensor] = []
         self.base_log_probs: list[torch.Tensor] = []
@@ -37,10 +35,10 @@ class KLDriftProbe:
     @torch.no_grad()
     def baseline(self, model: nn.Module, tok: PreTrainedTokenizerBase, model_identity: dict, device: torch.device) -> None:
         model.eval()
-        n_new = self.cfg["new_tokens"]
+        n_new = self.cfg.new_tokens
         tok.padding_side = "left"
         try:
-            enc = tok(list(KL_PROMPTS[: self.cfg["n_prompts"]]), return_tensors="pt", padding=True).to(device)
+            enc = tok(list(KL_PROMPTS[: self.cfg.n_prompts]), return_tensors="pt", padding=True).to(device)
         finally:
             tok.padding_side = "right"
         # min_new_tokens: every prompt gets exactly n_new continuation tokens.
@@ -53,7 +51,7 @@ class KLDriftProbe:
 
     def measure(self, model: nn.Module, tok: PreTrainedTokenizerBase, device: torch.device) -> list[Metric]:
         assert self.sequences, "baseline() must run before the method is applied"
-        n_new = self.cfg["new_tokens"]
+        n_new = self.cfg.new_tokens
         kl = []
         for seq, base in zip(self.sequences, self.base_log_probs):
             tuned = continuation_log_probs(model, seq, n_new, device)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from harness.config.run_config import GeneralTextConfig
 from harness.core.hashing import hash_object
 from harness.data.general_text import general_text
 
@@ -25,10 +26,11 @@ class GeneralText:
     identity: dict[str, Any]
 
 
-def load_general_text(text_cfg: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> GeneralText:
+def load_general_text(text_cfg: GeneralTextConfig, data_cfg: Mapping[str, Any]) -> GeneralText:
     """The general text, cut to `max_chars`; DataMissing (one line, the sources tried) when none works."""
-    source, text = general_text(text_cfg, data_cfg, "calibration on general text (method.calibration_data)")
-    text = text[: int(text_cfg["max_chars"])]
+    source, text = general_text(text_cfg.hub, text_cfg.local_file, data_cfg,
+                                "calibration on general text (method.calibration_data)")
+    text = text[: text_cfg.max_chars]
     return GeneralText(text, {"data": "general_text", "source": source, "chars": len(text),
                               "content_hash": hash_object(text, 16)})
 

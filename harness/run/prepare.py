@@ -125,11 +125,13 @@ def prepare(cfg: Mapping[str, Any]) -> Prepared:
         lr_search.grid(method.config.lr, run.train.lr_sweep)  # HarnessError for a bad grid
     probe_args = (run.forgetting, data_cfg, Path(run.results_dir) / "cache" / "forgetting", CONF_DIR, task, data,
                   run.train.max_seq_len)
-    probes = memoized("probes", [*probe_args[:4], task_key, data.identity, probe_args[6]], lambda: build_probes(*probe_args))
+    probes = memoized("probes", [dataclasses.asdict(run.forgetting), *probe_args[1:4], task_key, data.identity, probe_args[6]],
+                      lambda: build_probes(*probe_args))
     calibration_text = None
     if method.needs_calibration and method.calibration_data() == "general_text":
-        text_cfg = run.forgetting["general_text"]
-        calibration_text = memoized("general_text", [text_cfg, data_cfg], lambda: load_general_text(text_cfg, data_cfg))
+        text_cfg = run.forgetting.general_text
+        calibration_text = memoized("general_text", [dataclasses.asdict(text_cfg), data_cfg],
+                                    lambda: load_general_text(text_cfg, data_cfg))
     experiment = experiment_of(config)
     return Prepared(run, config, plan, method, budget, task, data, experiment,
                     run_id(experiment, data_identity(data, calibration_text)), precision, world, params, probes,

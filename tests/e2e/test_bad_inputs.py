@@ -209,7 +209,7 @@ def test_damaged_general_text_is_named(tmp_path):
     (tmp_path / "wikitext2" / "test.txt").write_bytes(GARBAGE)
     cfg = OmegaConf.to_container(preflight._compose([]).forgetting.general_text, resolve=True)
     with pytest.raises(HarnessError, match=r"wikitext2/test.txt is damaged and cannot be read \(UnicodeDecodeError"):
-        general_text(cfg, {"dir": str(tmp_path), "order": ["local"]})
+        general_text(cfg["hub"], cfg["local_file"], {"dir": str(tmp_path), "order": ["local"]})
 
 
 # ---- the report of runs that share configuration and seed but not their data ---------------------

@@ -11,7 +11,8 @@ import yaml
 
 from harness.core.errors import HarnessError
 from harness.core.paths import CONF_DIR
-from harness.probes.composite import build_probes, probe_names
+from harness.config.run_config import ForgettingConfig, GeneralSuiteConfig
+from harness.probes.composite import build_probes
 from harness.probes.general_suite import GeneralSuiteProbe
 from harness.probes.target_gain import TargetGain
 from harness.store.result_store import ResultStore
@@ -26,7 +27,7 @@ VERSIONED = re.compile(r"^[a-z0-9_/]+/v\d+(\+[a-z0-9_/]+/v\d+)?$")
 
 def _suite_cfg(n_eval: int) -> dict:
     specs = [{**s, "with": {**s["with"], "n_eval": n_eval}} for s in ROOT_CFG["general_suite"]["tasks"]]
-    return {"tasks": specs}
+    return GeneralSuiteConfig(required=False, tasks=specs)
 
 
 def _data_cfg(test_data) -> dict:
@@ -92,16 +93,23 @@ def test_target_gain_pairs_items_and_is_zero_without_training(test_data, tmp_pat
     assert rows["gain_answer_ce"].version == "gain/v1+gsm8k/answer_ce/v1" and not rows["gain_answer_ce"].higher_is_better
 
 
+def forgetting(**changes) -> ForgettingConfig:
+    return ForgettingConfig.of({**ROOT_CFG, **changes})
+
+
 def test_probe_list_and_the_older_single_probe_key():
-    assert probe_names({"probes": ["general_text", "kl_drift"], "probe": None}) == ["general_text", "kl_drift"]
-    assert probe_names({"probes": ["general_text"], "probe": "kl_drift"}) == ["kl_drift"]
-    assert probe_names({"probes": ["general_text"], "probe": "none"}) == []
-    with pytest.raises(HarnessError, match="forgetting.probes has unknown nope; valid: general_text, general_suite, kl_drift"):
-        probe_names({"probes": ["nope"], "probe": None})
+    assert forgetting(probes=["general_text", "kl_drift"], probe=None).probe_names() == ["general_text", "kl_drift"]
+    assert forgetting(probes=["general_text"], probe="kl_drift").probe_names() == ["kl_drift"]
+    assert forgetting(probes=["general_text"], probe="none").probe_names() == []
+    with pytest.raises(HarnessError, match=r"^forgetting.probes=\['nope'\] is invalid: it must be a list of items, each one of "
+                                           r"general_text, general_suite, kl_drift$"):
+        forgetting(probes=["nope"], probe=None)
+    with pytest.raises(HarnessError, match=r"^forgetting.kl_drift.bogus is not an option of forgetting.kl_drift; its options are: "):
+        forgetting(kl_drift={**ROOT_CFG["kl_drift"], "bogus": 1})
 
 
 def test_general_suite_naming_an_unknown_task_is_a_one_line_error(test_data, tmp_path):
-    cfg = {**ROOT_CFG, "probes": ["general_suite"], "general_suite": {"tasks": [{"task": "nope", "metric": "acc"}]}}
+    cfg = forgetting(probes=["general_suite"], general_suite={"required": False, "tasks": [{"task": "nope", "metric": "acc"}]})
     with pytest.raises(HarnessError) as err:
         build_probes(cfg, _data_cfg(test_data), tmp_path, CONF_DIR, None, None, 256)
     assert "forgetting.general_suite names task 'nope'" in str(err.value) and "\n" not in str(err.value)
@@ -130,12 +138,13 @@ def test_sweep_reports_learning_and_forgetting_and_computes_base_scores_once(tmp
 
 
 def test_general_suite_without_its_data_is_skipped_unless_required(tmp_path, capsys):
-    cfg = {**ROOT_CFG, "probes": ["general_suite"], "target_gain": False}
+    cfg = forgetting(probes=["general_suite"], target_gain=False)
     no_data = {"dir": str(tmp_path), "order": ["local"]}
     assert build_probes(cfg, no_data, tmp_path, CONF_DIR, None, None, 256).probes == []
     assert "general_suite skipped" in capsys.readouterr().out
     build_probes(cfg, no_data, tmp_path, CONF_DIR, None, None, 256)
     assert capsys.readouterr().out == ""  # once per process, not once per job of a sweep
-    required = {**cfg, "general_suite": {**cfg["general_suite"], "required": True}}
+    required = forgetting(probes=["general_suite"], target_gain=False,
+                          general_suite={**ROOT_CFG["general_suite"], "required": True})
     with pytest.raises(HarnessError, match="^no data for "):
         build_probes(required, no_data, tmp_path, CONF_DIR, None, None, 256)

@@ -3,20 +3,22 @@ adapters they give, and the CLI run that records where the text came from."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
 import methods
+from harness.config.run_config import GeneralTextConfig
 from harness.data.sources import DataMissing
 from harness.run.calibration import load_general_text, text_batches
 from harness.store.result_store import ResultStore
 from methods._core.base import BuildContext
 from tests.conftest import run_cli
 
-TEXT_CFG = {"hub": {"path": "wikitext", "name": "wikitext-2-raw-v1", "split": "test"},
-            "local_file": "wikitext2/test.txt", "max_chars": 20000}
+TEXT_CFG = GeneralTextConfig(hub={"path": "wikitext", "name": "wikitext-2-raw-v1", "split": "test"},
+                             local_file="wikitext2/test.txt", max_chars=20000, n_chunks=16, chunk_tokens=256, batch_size=8)
 
 
 def _local(test_data) -> dict:
@@ -27,7 +29,7 @@ def test_general_text_comes_from_the_data_dir_with_its_identity(test_data):
     text = load_general_text(TEXT_CFG, _local(test_data))
     assert len(text.text) == 20000 and text.identity["source"] == "local"
     assert text.identity["content_hash"] == load_general_text(TEXT_CFG, _local(test_data)).identity["content_hash"]
-    shorter = load_general_text({**TEXT_CFG, "max_chars": 10000}, _local(test_data))
+    shorter = load_general_text(dataclasses.replace(TEXT_CFG, max_chars=10000), _local(test_data))
     assert shorter.identity["content_hash"] != text.identity["content_hash"]
 
 
