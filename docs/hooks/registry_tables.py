@@ -8,6 +8,7 @@ from __future__ import annotations
 MARKER = "<!-- methods-table -->"
 OPTIONS_MARKER = "<!-- options-table -->"
 TASK_OPTIONS_MARKER = "<!-- task-options-table -->"
+MODEL_OPTIONS_MARKER = "<!-- model-options-table -->"
 RUNS_MARKER = "<!-- runs-table: generated from harness/store/record.py's RunRecord -->"
 
 
@@ -32,6 +33,10 @@ def on_page_markdown(markdown: str, **kwargs) -> str:
         markdown = markdown.replace(OPTIONS_MARKER, options_table())
     if TASK_OPTIONS_MARKER in markdown:
         markdown = markdown.replace(TASK_OPTIONS_MARKER, task_options_tables())
+    if MODEL_OPTIONS_MARKER in markdown:
+        from harness.models.spec import ModelSpec
+
+        markdown = markdown.replace(MODEL_OPTIONS_MARKER, typed_options_table(ModelSpec, "model"))
     if RUNS_MARKER in markdown:
         from harness.store.record import runs_columns_markdown
 
@@ -84,26 +89,29 @@ def options_table() -> str:
 def task_options_tables() -> str:
     """One table per task config class (the tasks it serves, then every option: allowed values and
     meaning, inherited ones included), generated from the registered tasks."""
-    import dataclasses
-
     from harness import tasks
-    from harness.config.checks import rules_of
 
     served: dict[type, list[str]] = {}
     for name in tasks.names():
         served.setdefault(tasks.get(name).config_class, []).append(name)
-    parts = []
-    for cls, names in served.items():
-        allowed = {rule.option: rule.allowed() for rule in rules_of(cls, "task")}
-        docs = {k: v for base in reversed(cls.__mro__[:-1]) if dataclasses.is_dataclass(base) for k, v in _field_docs(base).items()}
-        lines = [f"**`{cls.__name__}`** ({', '.join(f'`{n}`' for n in names)})", "",
-                 "| option | allowed | meaning |", "|:--|:--|:--|"]
-        for field in dataclasses.fields(cls):
-            option = f"task.{field.name}"
-            cells = [f"`{option}`", allowed.get(option, "a mapping (see meaning)"), docs.get(field.name, "")]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)
+    return "\n\n".join(f"**`{cls.__name__}`** ({', '.join(f'`{n}`' for n in names)})\n\n" + typed_options_table(cls, "task")
+                       for cls, names in served.items())
+
+
+def typed_options_table(cls: type, group: str) -> str:
+    """Every field of a typed config (inherited ones included) as `group.<field>`: allowed values and meaning."""
+    import dataclasses
+
+    from harness.config.checks import rules_of
+
+    allowed = {rule.option: rule.allowed() for rule in rules_of(cls, group)}
+    docs = {k: v for base in reversed(cls.__mro__[:-1]) if dataclasses.is_dataclass(base) for k, v in _field_docs(base).items()}
+    lines = ["| option | allowed | meaning |", "|:--|:--|:--|"]
+    for field in dataclasses.fields(cls):
+        option = f"{group}.{field.name}"
+        cells = [f"`{option}`", allowed.get(option, "a mapping (see meaning)"), docs.get(field.name, "")]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def _yaml_text(value: object) -> str:

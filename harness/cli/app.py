@@ -64,7 +64,7 @@ def run(cfg: DictConfig) -> None:
     with job_console(job_dir, SweepPosition.of_job(hydra_cfg)) as console:
         prepared = prepare(cfg)
         run = prepared.run
-        label = run_label(prepared.method.name, run.model["name"], prepared.data.name, prepared.budget.name, run.seed)
+        label = run_label(prepared.method.name, run.model.name, prepared.data.name, prepared.budget.name, run.seed)
         store = ResultStore(run.results_dir)
         if store.is_finished(prepared.run_id) and not run.force:
             write_job_marker(job_dir, prepared.run_id, "finished")

@@ -129,7 +129,7 @@ def plan(overrides: Sequence[str]) -> list[PlannedJob]:
             prepared = prepare(resolved.plain)  # types and ranges first (RunConfig): nothing below sees a bad value
             run = prepared.run
             check_wandb(run.wandb)
-            label = run_label(prepared.method.name, run.model["name"], prepared.data.name, prepared.budget.name, run.seed)
+            label = run_label(prepared.method.name, run.model.name, prepared.data.name, prepared.budget.name, run.seed)
             planned.append(PlannedJob(label, prepared.run_id, run.results_dir, run.force, run.sweep_name))
     # Launchers that run jobs side by side start them with this environment: each job sizes its
     # share of the CPU cores from it (harness.cli.app).

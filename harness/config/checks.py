@@ -143,9 +143,9 @@ def first_problem(config: Mapping[str, Any], rules: tuple[Rule, ...]) -> str | N
     return None
 
 
-def option(kind: str, **rule: Any) -> Any:
-    """A field whose values obey `Rule(<group>.<name>, kind, **rule)`."""
-    return field(metadata={"rule": (kind, rule)})
+def option(kind: str, default: Any = dataclasses.MISSING, **rule: Any) -> Any:
+    """A field whose values obey `Rule(<group>.<name>, kind, **rule)` (required unless `default` is given)."""
+    return field(default=default, metadata={"rule": (kind, rule)})
 
 
 def rules_of(cls: type, group: str) -> tuple[Rule, ...]:

@@ -2,14 +2,15 @@
 
 `RunConfig.of(config)` takes the plain, resolved config Hydra composed (conf/config.yaml plus the
 groups) and returns typed objects: `TrainConfig`, `EvalConfig`, `DataConfig`, `WandbConfig`,
-`ForgettingConfig` (with one typed piece per probe). The components get their own piece (the
+`ForgettingConfig` (with one typed piece per probe), and the base model's `ModelSpec`
+(harness/models/spec.py). The components get their own piece (the
 training loop a `TrainConfig`, the tracker a `WandbConfig`, each probe its own), never the whole
 config. Each field carries the rule its values obey (harness/config/checks.py), so
 the type and range checks and the fields cannot drift apart; an option the dataclass does not know
 (`+train.bach_size=8`) is an error naming the options it has. Defaults live in conf/config.yaml
-only: every field is required here. The method's, task's, budget's and model's options stay plain
-mappings here (they are part of the run id as written) that their own classes type and validate
-(MethodConfig, TaskConfig, Budget.validate, load_model).
+only: every field is required here. The method's, task's and budget's options stay plain mappings
+here (they are part of the run id as written) that their own classes type and validate
+(MethodConfig, TaskConfig, Budget.validate).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Mapping
 
 from harness.config.checks import DATA_SOURCES, Rule, first_problem, option, rules_of
 from harness.core.errors import HarnessError
+from harness.models.spec import ModelSpec
 
 
 def _build(cls: type, values: Any, group: str) -> Any:
@@ -233,7 +235,7 @@ class RunConfig:
     data: DataConfig = field(metadata={"group": DataConfig})
     wandb: WandbConfig = field(metadata={"group": WandbConfig})
     forgetting: ForgettingConfig = field(metadata={"group": ForgettingConfig})
-    model: dict = field(metadata={"component": "the model's loader (harness/models/loading.py)"})
+    model: ModelSpec = field(metadata={"typed": ModelSpec.of})
     method: dict = field(metadata={"component": "the method's MethodConfig"})
     task: dict = field(metadata={"component": "the task's class (harness/tasks/)"})
     budget: dict = field(metadata={"component": "Budget (harness/budget/spec.py)"})
@@ -246,8 +248,9 @@ class RunConfig:
         for f in dataclasses.fields(cls):
             if f.name not in config:
                 raise HarnessError(f"{f.name} is missing from the config; compose it from conf/ (python -m harness ...)")
-            group = f.metadata.get("group")
-            values[f.name] = _build(group, config[f.name], f.name) if group else config[f.name]
+            group, typed = f.metadata.get("group"), f.metadata.get("typed")
+            values[f.name] = (_build(group, config[f.name], f.name) if group else
+                              typed(config[f.name]) if typed else config[f.name])
         return cls(**values)
 
 
@@ -258,8 +261,6 @@ GROUPS = {"train": TrainConfig, "eval": EvalConfig, "data": DataConfig, "wandb":
 # Options of the components' mappings that several of them share: their types here, their meaning
 # and finer checks with their owners.
 COMPONENT_RULES: tuple[Rule, ...] = (
-    Rule("model.dtype", "text", choices=("auto", "bf16", "fp16", "fp32")),
-    Rule("model.load_in_8bit", "bool"),
     # budget numbers: their types here, their ranges in Budget.validate
     *(Rule(f"budget.{name}", "int", nullable=True) for name in ("max_steps", "max_tokens")),
     *(Rule(f"budget.{name}", "number", nullable=True) for name in ("max_time_s", "epochs")),

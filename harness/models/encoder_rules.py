@@ -28,7 +28,7 @@ from harness.tasks.base import Task
 def adapt(run: RunConfig, task: Task, method: type[methods._core.base.Method]) -> tuple[Task, dict[str, Any]]:
     """The task's encoder protocol and the changes to the run's config described above;
     HarnessError when the run cannot work."""
-    model = run.model["name"]
+    model = run.model.name
     head_task = task.for_encoder()
     if head_task is None:  # GLUE is the only task with a classification-head protocol
         raise HarnessError(f"task {task.name} needs a causal language model; {model} is an encoder: use a glue_* task")

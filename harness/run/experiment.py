@@ -43,7 +43,7 @@ def execute(p: Prepared, job_dir: Path) -> tuple[RunRecord, list[dict]]:
     machine = {**hardware(device), **({"world_size": world.size} if world.distributed else {})}
     record = RunRecord(
         run_id=p.run_id, sweep=run.sweep_name, sweep_dir=str(job_dir.parent), job_dir=str(job_dir),
-        method=p.method.name, model=run.model["name"], task=p.data.name, budget=p.budget.name,
+        method=p.method.name, model=run.model.name, task=p.data.name, budget=p.budget.name,
         seed=run.seed, data_seed=run.train.data_seed, init_seed=run.train.init_seed, lr=lr, device=str(device),
         hardware_json=canonical_json(machine), memory_cap_bytes=p.budget.max_memory_bytes,
         target_params=p.params.target if p.params else None, param_knob=p.params.knob if p.params else None,
@@ -53,7 +53,7 @@ def execute(p: Prepared, job_dir: Path) -> tuple[RunRecord, list[dict]]:
         started_at=dt.datetime.now(dt.timezone.utc),
     )
     tracker = Tracker(run.wandb if world.main else None, p.run_id, run.sweep_name,
-                      [p.method.name, run.model["name"], p.data.name, p.budget.name], p.experiment, str(job_dir))
+                      [p.method.name, run.model.name, p.data.name, p.budget.name], p.experiment, str(job_dir))
     metric_rows: list[dict] = []
     samples: list[dict] = []
     try:

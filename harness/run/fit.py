@@ -111,7 +111,7 @@ def _fit(p: Prepared, s: Setup, fit_lr: float, method: methods._core.base.Method
         calibration_time_s = time.perf_counter() - start
     torch.manual_seed(train_cfg.init_seed)  # the method's own init (adapter weights): seeded apart from data order
     model = method.apply(model, BuildContext(tok, s.loaded.tokenizer_path, s.loaded.kind, s.loaded.head))
-    if p.run.model.get("load_in_8bit"):  # after apply: every method wraps plain linear layers (harness/models/loading.py)
+    if p.run.model.load_in_8bit:  # after apply: every method wraps plain linear layers (harness/models/loading.py)
         quantize_8bit(model, device)
     ready_to_train(model, method, train_cfg.gradient_checkpointing)
     parallel = Parallel(p.world, train_cfg.strategy)

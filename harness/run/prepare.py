@@ -30,7 +30,7 @@ from harness.core.paths import CONF_DIR
 from harness.distributed.parallel import resolve_strategy
 from harness.distributed.world import World
 from harness.models import encoder_rules
-from harness.models.loading import ENCODER, check_8bit, check_available, model_kind
+from harness.models.loading import ENCODER, check_8bit, check_available
 from harness.models.precision import Precision, resolve_dtype, slower_half_notice
 from harness.probes.composite import Probes, build_probes
 from harness.run import lr_search
@@ -85,11 +85,11 @@ def prepare(cfg: Mapping[str, Any]) -> Prepared:
     run = RunConfig.of(composed)  # types and ranges first: nothing below sees a bad value
     method_class = methods.get(str(run.method.get("name")))
     budget = Budget.from_config(run.budget)
-    memoized("model_available", run.model, lambda: check_available(run.model, CONF_DIR))  # once per preflight
+    memoized("model_available", dataclasses.asdict(run.model), lambda: check_available(run.model, CONF_DIR))  # once per preflight
     device = pick_device(run.device)
     check_8bit(run.model, device, run.eval.merge_adapters)  # model.load_in_8bit: CUDA and bitsandbytes, else one line
     plan = RunPlan()
-    plan.decide("model.dtype", resolve_dtype(run.model["dtype"], device))  # `auto` resolved once, for every phase
+    plan.decide("model.dtype", resolve_dtype(run.model.dtype, device))  # `auto` resolved once, for every phase
     precision = Precision.of(plan.changes["model.dtype"], device, run.train.precision)  # HarnessError if they contradict
     slower_half_notice(precision, device)
     world = World.from_env()
@@ -97,7 +97,7 @@ def prepare(cfg: Mapping[str, Any]) -> Prepared:
         raise HarnessError(f"train.world_size={run.train.world_size} but this process is one of {world.size} "
                            f"(WORLD_SIZE={world.size}); leave train.world_size alone: the launcher sets it")
     task = tasks.build(run.task)
-    if model_kind(run.model) == ENCODER:  # before any model loads: it sizes the head
+    if run.model.model_kind == ENCODER:  # before any model loads: it sizes the head
         task, changes = encoder_rules.adapt(run, task, method_class)
         plan.decide_all(changes)
     params = param_budget.match(run.method, plan.applied(composed)["model"], budget, CONF_DIR, run.train.init_seed)
@@ -107,11 +107,11 @@ def prepare(cfg: Mapping[str, Any]) -> Prepared:
     if run.train.gradient_checkpointing and (refused := activation_checkpointing.refusal(method)):
         raise refused
     plan.decide("train.strategy", resolve_strategy(run.train.strategy, method, world))  # `none` for one process
-    check_packing(run.train.packing, method, model_kind(run.model), run.model["name"])
+    check_packing(run.train.packing, method, run.model.model_kind, run.model.name)
     config = plan.applied(composed)
     run = RunConfig.of(config)
     if method.trains:
-        check_time_budget(run.method, run.model, run.train, budget, CONF_DIR, device)  # HarnessError if no step fits
+        check_time_budget(run.method, config["model"], run.train, budget, CONF_DIR, device)  # HarnessError if no step fits
     data_cfg, task_key = dataclasses.asdict(run.data), [type(task).__qualname__, task.cfg.as_dict()]
     data = memoized("task_data", [task_key, data_cfg], lambda: task.load(data_cfg))  # harness/core/memo.py
     validation: list[dict] = []

@@ -156,7 +156,7 @@ def test_an_encoder_run_is_marked_and_skips_what_needs_a_language_model(test_dat
     prepared = prepare(cfg)
     assert prepared.data.name == "glue_sst2_head" and prepared.data.identity["protocol"] == "classification_head"
     run = prepared.run  # the plan's changes, in the resolved config the run records (not in the composed one)
-    assert run.model["num_labels"] == 2 and run.forgetting["probes"] == [] and run.forgetting["target_gain"] is False
+    assert run.model.num_labels == 2 and run.forgetting.probes == [] and run.forgetting.target_gain is False
     assert run.eval.latency_tokens == 0 and not prepared.probes.probes and prepared.probes.gain is None
     assert prepared.config["model"]["num_labels"] == 2 and "num_labels" not in cfg.model
 

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from harness.cli import preflight
 from harness.core.errors import HarnessError
 from harness.models import loading
+from harness.models.spec import ModelSpec
 from harness.run.prepare import prepare
 from tests.conftest import run_cli
 
@@ -39,16 +40,16 @@ def test_the_cli_stops_with_the_line_and_writes_no_rows(tmp_path, test_data):
 
 def test_the_other_rules_of_an_8bit_base(monkeypatch):
     cuda = torch.device("cuda")
-    causal = {"name": "m", "source": "hub", "load_in_8bit": True}
+    causal = {"name": "m", "source": "hub", "hub_id": "org/m", "dtype": "auto", "load_in_8bit": True}
     has_bnb = importlib.util.find_spec("bitsandbytes") is not None
     if not has_bnb:  # a CUDA device alone is not enough
         with pytest.raises(HarnessError, match="this run has device cuda and no bitsandbytes"):
-            loading.check_8bit(causal, cuda, merge_adapters=False)
+            loading.check_8bit(ModelSpec.of(causal), cuda, merge_adapters=False)
         real = importlib.util.find_spec
         monkeypatch.setattr(loading.importlib.util, "find_spec", lambda name: object() if name == "bitsandbytes" else real(name))
     with pytest.raises(HarnessError, match="set eval.merge_adapters=false"):
-        loading.check_8bit(causal, cuda, merge_adapters=True)
+        loading.check_8bit(ModelSpec.of(causal), cuda, merge_adapters=True)
     with pytest.raises(HarnessError, match="is for causal LMs"):
-        loading.check_8bit({**causal, "kind": "encoder"}, cuda, merge_adapters=False)
-    loading.check_8bit(causal, cuda, merge_adapters=False)  # what a CUDA run with bitsandbytes accepts
-    loading.check_8bit({**causal, "load_in_8bit": False}, torch.device("cpu"), merge_adapters=True)  # off: no rule
+        loading.check_8bit(ModelSpec.of({**causal, "kind": "encoder"}), cuda, merge_adapters=False)
+    loading.check_8bit(ModelSpec.of(causal), cuda, merge_adapters=False)  # what a CUDA run with bitsandbytes accepts
+    loading.check_8bit(ModelSpec.of({**causal, "load_in_8bit": False}), torch.device("cpu"), merge_adapters=True)  # off: no rule

@@ -33,6 +33,6 @@ def test_prepare_records_its_decisions_and_leaves_the_composed_config_alone(test
     changes = prepared.plan.changes
     assert changes["model.dtype"] == "fp32" and changes["train.strategy"] == "none"
     assert changes["method.r"] == prepared.params.value == prepared.method.config.r  # the solver's knob, built once
-    assert prepared.config["method"]["r"] == changes["method.r"] and prepared.run.model["dtype"] == "fp32"
+    assert prepared.config["method"]["r"] == changes["method.r"] and prepared.run.model.dtype == "fp32"
     assert prepared.experiment == experiment_of(prepared.config)  # the run id is the resolved config's
     assert json.loads(json.dumps(prepared.config)) == prepared.config  # plain data, ready for config_json
