@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from harness.core.errors import HarnessError
 
 DATA_SOURCES = ("hub", "local", "package")
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -159,3 +160,15 @@ def rules_of(cls: type, group: str) -> tuple[Rule, ...]:
         elif "group" in f.metadata:
             rules += rules_of(f.metadata["group"], prefix + f.name)
     return tuple(rules)
+
+
+def check_fields(cls: type, options: Mapping[str, Any], group: str, owner: str) -> None:
+    """HarnessError (one line) for the first option of `options` that the typed config `cls` has no
+    field for, naming the fields it has, or whose value breaks its field's rule."""
+    known = sorted(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise HarnessError(f"{group}.{unknown[0]} is not an option of {owner}; its options are: {', '.join(known)}")
+    problem = first_problem({group: dict(options)}, rules_of(cls, group))
+    if problem:
+        raise HarnessError(problem)

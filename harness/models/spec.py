@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from harness.config.checks import first_problem, option, rules_of
+from harness.config.checks import check_fields, option
 from harness.core.errors import HarnessError
 
 SOURCES = ("hub", "gguf_package", "package", "random_init")
@@ -69,13 +69,7 @@ class ModelSpec:
             return node
         options = dict(node)
         name = options.get("name")
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise HarnessError(f"model.{unknown[0]} is not an option of a model; its options are: {', '.join(known)}")
-        problem = first_problem({"model": options}, rules_of(cls, "model"))
-        if problem:
-            raise HarnessError(problem)
+        check_fields(cls, options, "model", "a model")
         for required in ("name", "source", "dtype"):
             if options.get(required) is None:
                 raise HarnessError(f"model.{required} is missing; conf/model/<name>.yaml sets it (model=NAME)")
@@ -84,7 +78,7 @@ class ModelSpec:
         if missing:
             raise HarnessError(f"model {name!r} (source {source}) needs model.{missing[0]}; set it in conf/model/{name}.yaml")
         allowed = {*EVERY_SOURCE, *NEEDS[source], *MAY[source]}
-        stray = [k for k in known if k not in allowed and options.get(k) is not None]
+        stray = [k for k in sorted(options) if k not in allowed and options[k] is not None]
         if stray:
             raise HarnessError(f"model.{stray[0]} has no meaning for source {source} (model {name!r}); drop it")
         if options.get("config") is not None and not isinstance(options["config"], Mapping):

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from harness.config.checks import first_problem, option, rules_of
+from harness.config.checks import check_fields, option
 from harness.core.errors import HarnessError
 from harness.core.metrics import Metric
 
@@ -36,19 +36,12 @@ class TaskConfig:
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> TaskConfig:
         """Typed and validated: the first bad option raises HarnessError in one line."""
-        options = dict(options)
         name = options.get("name")
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise HarnessError(f"task.{unknown[0]} is not an option of task {name}; its options are: {', '.join(sorted(known))}")
-        missing = [k for k in known if k not in options]
+        check_fields(cls, options, "task", f"task {name}")
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in options]
         if missing:
             raise HarnessError(f"task.{missing[0]} is missing; conf/task/{name}.yaml sets it, so compose the task "
                                f"from conf/ (task={name}) or give every option of {cls.__name__}")
-        problem = first_problem({"task": options}, rules_of(cls, "task"))
-        if problem:
-            raise HarnessError(problem)
         config = cls(**options)
         config.validate()
         return config

@@ -30,7 +30,7 @@ def test_every_model_yaml_is_a_valid_spec(path):
     ({"num_labels": 0}, "model.num_labels=0 is invalid: it must be an integer >= 1, or null"),
     ({"hub_id": None}, "model 'm' (source hub) needs model.hub_id; set it in conf/model/m.yaml"),
     ({"gguf_file": "m.gguf"}, "model.gguf_file has no meaning for source hub (model 'm'); drop it"),
-    ({"revison": "main"}, "model.revison is not an option of a model; its options are: name, source, dtype"),
+    ({"revison": "main"}, "model.revison is not an option of a model; its options are: architecture, config, dtype"),
     ({"source": "random_init", "hub_id": None, "architecture": "llama", "tokenizer_from": "smollm2-135m"},
      "model 'm' (source random_init) needs model.config"),
 ])
