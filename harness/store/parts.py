@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
@@ -19,25 +18,15 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from harness.core.faults import fault_point
+from harness.core import atomic
 
 COMPACTED_PREFIX = "_compacted-"
 
 
 def write_atomic(table: pa.Table, path: Path) -> None:
-    """Temp file in the same folder, fsync, rename: readers see the whole file or none of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pq.write_table(table, f)
-            f.flush()
-            fault_point("mid_part")  # tests: a kill here leaves a stale temp file behind
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Temp file `.<stem>.*.tmp` in the same folder, fsync, rename: readers see the whole part or
+    none of it (tests kill at the fault point `mid_part`, which leaves a stale temp file behind)."""
+    atomic.write_atomic(path, lambda f: pq.write_table(table, f), f".{path.stem}.", "mid_part")
 
 
 @contextmanager

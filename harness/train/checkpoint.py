@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import random
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -34,8 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.core import atomic
 from harness.core.errors import RunFailed
-from harness.core.faults import fault_point
 from harness.core.metrics import Metric
 from harness.distributed import sharded
 from harness.distributed.world import World
@@ -146,18 +144,8 @@ class Checkpointer:
 
 def _write_atomic(state: dict[str, Any], path: Path) -> None:
     """Temp file, fsync, rename over `path`; stale temp files of earlier kills go with the next save."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        fault_point("mid_checkpoint")  # tests: a kill here must leave the previous checkpoint usable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # tests kill at the fault point `mid_checkpoint`: the previous checkpoint must stay usable
+    atomic.write_atomic(path, lambda f: torch.save(state, f), f".{path.name}.", "mid_checkpoint")
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         stale.unlink(missing_ok=True)
 
