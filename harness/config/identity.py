@@ -28,6 +28,7 @@ LEGACY_VALUES = {
     ("train", "lr_schedule"): "cosine",
     ("train", "loss_on_prompt"): False,
     ("train", "select_best"): False,
+    ("train", "loss_scaling"): "none",
     ("task", "train_prompt_template"): None,  # training text from the task's prompt_template
 }
 

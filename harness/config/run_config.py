@@ -65,6 +65,10 @@ class TrainConfig:
     """Gradient-norm clip; 0 or null: none."""
     precision: str = option("text", choices=("auto", "fp32", "fp16", "bf16"))
     """Autocast of the forward passes; auto: bf16 on GPUs that support it (else fp16), fp32 on CPU."""
+    loss_scaling: str = option("text", choices=("none", "dynamic"))
+    """For runs that compute in fp16: dynamic scales the loss so that small fp16 gradients do not
+    underflow, skipping the steps whose gradients overflow (torch.amp.GradScaler, as HF Trainer's
+    `fp16=True`); none: unscaled gradients, as the harness computed before this option."""
     data_seed: int = option("int", low=0)
     """Seed of the training batch order (`${seed}` unless set)."""
     init_seed: int = option("int", low=0)

@@ -41,6 +41,9 @@ def training_costs(p: Prepared, fitted: Fitted, rank_peaks: list[int], record: R
     costs += curve_metrics(fitted.curve.points, p.run.train.steps_to_target_fraction, p.data.name, len(p.validation))
     costs += checkpoint.resumed_metric(fitted.resumed_from_step)  # its peak memory covers the resumed part only
     costs += rank_peak_metrics(rank_peaks)
+    if p.run.train.loss_scaling == "dynamic":  # fp16 steps skipped for overflowing gradients (harness/train/loop.py)
+        costs.append(Metric("cost", "skipped_steps", float(result.skipped_steps), None, result.steps, False,
+                            "cost/skipped_steps/v1"))
     return costs
 
 

@@ -40,6 +40,7 @@ from harness.run.plan import RunPlan
 from harness.tasks.base import TaskData
 from harness.train import activation_checkpointing
 from harness.train.batching import check_packing
+from harness.train.loop import check_loss_scaling
 
 
 @dataclass
@@ -119,6 +120,7 @@ def prepare(cfg: Mapping[str, Any]) -> Prepared:
         raise HarnessError(f"train.lr_sweep searches a learning rate, and method {method.name} does not train; "
                            "drop train.lr_sweep for it")
     check_select_best(run.train, method)
+    check_loss_scaling(run.train.loss_scaling, precision, run.train.strategy)
     if run.train.needs_validation:
         n_val = run.train.val_items
         data, validation = memoized("carve", [data.identity, n_val], lambda: carve(data, n_val))

@@ -90,7 +90,7 @@ class Checkpointer:
         self.resumed_extra: dict[str, Any] = self._loaded["extra"] if self._loaded else {}
 
     def begin(self, model: nn.Module, method: Method, optimizer: torch.optim.Optimizer, scheduler: Any,
-              result: Any) -> float:
+              result: Any, scaler: torch.amp.GradScaler | None = None) -> float:
         """Restore the loaded state into a freshly built training (before its first step); return the
         training seconds already spent. Starts the clock of `every_minutes`."""
         self.last_save = self.clock()
@@ -107,6 +107,8 @@ class Checkpointer:
             optimizer.load_state_dict(state["optimizer"])
             _move_unkeyed_state(optimizer)
         scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):  # train.loss_scaling=dynamic: the loss scale goes on
+            scaler.load_state_dict(state["scaler"])
         for f in dataclasses.fields(result):
             if f.name in state["result"]:
                 setattr(result, f.name, state["result"][f.name])
@@ -119,7 +121,7 @@ class Checkpointer:
         return bool(self.world.from_main(bool(self.every_s) and self.clock() - self.last_save >= self.every_s))
 
     def save(self, model: nn.Module, method: Method, optimizer: torch.optim.Optimizer, scheduler: Any,
-             result: Any, elapsed_s: float) -> None:
+             result: Any, elapsed_s: float, scaler: torch.amp.GradScaler | None = None) -> None:
         """Under train.strategy=fsdp every rank takes part in gathering the whole trainable state and
         optimizer state to rank 0, which writes them unsharded."""
         whole = sharded.is_sharded(model)
@@ -130,6 +132,7 @@ class Checkpointer:
             "method": method.checkpoint_state(model),
             "optimizer": sharded.full_optimizer_state(model, optimizer) if whole else optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
             "result": dataclasses.asdict(result),
             "elapsed_s": elapsed_s,
             "rng": _rng(),

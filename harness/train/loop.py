@@ -22,7 +22,7 @@ from transformers import (
 )
 
 from harness.budget.spec import GIB, Budget
-from harness.core.errors import RunFailed
+from harness.core.errors import HarnessError, RunFailed
 from harness.costs.footprint import optimizer_state_bytes
 from harness.distributed.parallel import Parallel, labels_prefixed, target_count
 from harness.models.precision import Precision
@@ -41,6 +41,7 @@ class TrainResult:
     sequences: int = 0  # training items seen (a packed row holds several)
     positions: int = 0  # positions of the training batches, padding included (harness/train/batching.py)
     optimizer_bytes: int = 0  # optimizer state at the end of training (costs.memory_split)
+    skipped_steps: int = 0  # train.loss_scaling=dynamic: optimizer steps skipped for overflowing fp16 gradients
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,12 @@ class StepOptions:
     precision: str  # the autocast setting when no resolved `Precision` is given
     warmup_steps: int | None = None  # linear warm-up as a count of steps; None: from warmup_ratio
     lr_schedule: str = "cosine"  # decay after warm-up over the planned steps: cosine | linear
+    loss_scaling: str = "none"  # fp16 autocast: dynamic (GradScaler) | none
 
     @classmethod
     def of(cls, train: Any) -> "StepOptions":
         return cls(train.grad_accum, train.warmup_ratio, train.grad_clip, train.precision, train.warmup_steps,
-                   train.lr_schedule)
+                   train.lr_schedule, train.loss_scaling)
 
     def scheduler(self, optimizer: torch.optim.Optimizer, planned: int | None) -> Any:
         """Linear warm-up (`warmup_steps`, else `warmup_ratio` of the planned steps), then the decay
@@ -95,10 +97,15 @@ def train(
     optimizer = method.build_optimizer(model, lr)
     planned = budget.planned_steps(tokens_per_step_hint)
     scheduler = options.scheduler(optimizer, planned)
-    autocast = (precision or Precision.of("fp32", device, options.precision)).autocast
+    resolved = precision or Precision.of("fp32", device, options.precision)
+    autocast = resolved.autocast
+    # train.loss_scaling=dynamic under fp16 autocast: scaled backward, unscaled before clipping, steps
+    # with inf/nan gradients skipped (the lr schedule then waits, as HF Trainer's); a no-op otherwise.
+    scaler = torch.amp.GradScaler(device.type, enabled=options.loss_scaling == "dynamic"
+                                  and resolved.autocast_dtype == torch.float16 and method.training_step is None)
     result = TrainResult()
     prefixed = labels_prefixed(model)
-    trained_s = checkpoint.begin(model, method, optimizer, scheduler, result) if checkpoint else 0.0
+    trained_s = checkpoint.begin(model, method, optimizer, scheduler, result, scaler) if checkpoint else 0.0
     progress = tqdm(total=planned, initial=result.steps, desc="train", leave=False)
     start = time.perf_counter() - trained_s  # a resumed run's budget goes on from its training time so far
     while True:
@@ -120,7 +127,7 @@ def train(
                     extra = method.regularization(model)
                     scaled = share * parallel.gradient_scale
                     loss = (scaled if extra is None else scaled + extra) / accum
-                loss.backward()
+                scaler.scale(loss).backward()
                 if parallel.world.distributed:  # what one process would report for the global micro-batch
                     whole = parallel.total(share.detach())
                     loss = (whole if extra is None else whole + extra.detach()) / accum
@@ -131,9 +138,15 @@ def train(
                 f"(train.lr, now {lr:g}) or check the training data"
             )
         if method.training_step is None and options.grad_clip:
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], options.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        scale = scaler.get_scale() if scaler.is_enabled() else None
+        scaler.step(optimizer)  # optimizer.step(), unless scaled gradients overflowed
+        scaler.update()
+        if scale is None or scaler.get_scale() >= scale:  # a skipped step lowers the scale
+            scheduler.step()
+        else:
+            result.skipped_steps += 1
         _check_memory_cap(budget, device, result.steps + 1)
         optimizer.zero_grad(set_to_none=True)
         result.steps += 1
@@ -151,11 +164,26 @@ def train(
             break
         if checkpoint is not None and checkpoint.due(result.steps):
             save_start = time.perf_counter()
-            checkpoint.save(model, method, optimizer, scheduler, result, elapsed)
+            checkpoint.save(model, method, optimizer, scheduler, result, elapsed, scaler)
             start += time.perf_counter() - save_start  # nor is writing a checkpoint
     progress.close()
     result.optimizer_bytes = optimizer_state_bytes(optimizer)
     return result
+
+
+def check_loss_scaling(loss_scaling: str, precision: Precision, strategy: str) -> None:
+    """HarnessError in one line when `train.loss_scaling=dynamic` cannot apply to this run: it
+    scales fp16 gradients, so the run must compute in fp16, and not under fsdp (whose sharded
+    gradients would need a sharded scaler)."""
+    if loss_scaling != "dynamic":
+        return
+    if precision.autocast_dtype != torch.float16:
+        computes = "fp32" if precision.autocast_dtype is None else str(precision.autocast_dtype).removeprefix("torch.")
+        raise HarnessError(f"train.loss_scaling=dynamic scales fp16 gradients, and this run computes in {computes}; "
+                           "set train.loss_scaling=none, or compute in fp16 (model.dtype=fp16)")
+    if strategy == "fsdp":
+        raise HarnessError("train.loss_scaling=dynamic does not support train.strategy=fsdp (sharded gradients need a "
+                           "sharded scaler); use train.strategy=ddp, or bf16 (model.dtype=bf16, train.loss_scaling=none)")
 
 
 def _check_memory_cap(budget: Budget, device: torch.device, step: int) -> None:
