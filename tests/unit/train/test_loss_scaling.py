@@ -5,43 +5,24 @@ runs that do not compute in fp16 are refused in one line."""
 from __future__ import annotations
 
 import functools
-import itertools
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-import methods
-from harness.budget.spec import Budget
 from harness.cli import preflight
 from harness.core.errors import HarnessError
 from harness.models.precision import Precision
 from harness.run.prepare import prepare
 from harness.train import loop
-from harness.train.encoding import collate, encode_pairs
-from methods._core.base import BuildContext
 
-CPU = torch.device("cpu")
 FP16 = Precision(torch.float16, torch.float16, "cpu")
 
 
-def _train(tiny_model, loss_scaling: str, steps: int = 6):
-    loaded = tiny_model()
-    method = methods.build({"name": "lora", "r": 2})
-    model = method.apply(loaded.model, BuildContext(loaded.tokenizer, loaded.tokenizer_path, loaded.kind, loaded.head))
-    batch = collate(encode_pairs(loaded.tokenizer, [("Question: 2+2?", " 4"), ("Question: 3+3?", " 6")], 32),
-                    loaded.tokenizer.pad_token_id)
-    lrs: list[float] = []
-    options = loop.StepOptions(1, 0.0, 1.0, "fp32", loss_scaling=loss_scaling)
-    result = loop.train(model, method, itertools.repeat(batch), options, 1e-3, Budget("t", max_steps=steps), CPU, 16.0,
-                        on_step=lambda step, loss, lr: lrs.append(lr), precision=FP16)
-    return result, lrs
-
-
-def test_overflowing_scaled_steps_are_skipped_with_their_schedule_step(tiny_model, monkeypatch):
+def test_overflowing_scaled_steps_are_skipped_with_their_schedule_step(lora_steps, monkeypatch):
     # a first scale of 2^40 makes every fp16 gradient inf: the scaler halves it after each skipped step
     monkeypatch.setattr(loop.torch.amp, "GradScaler", functools.partial(torch.amp.GradScaler, init_scale=2.0**40))
-    result, lrs = _train(tiny_model, "dynamic", steps=30)
+    result, lrs = lora_steps(loop.StepOptions(1, 0.0, 1.0, "fp32", loss_scaling="dynamic"), 30, precision=FP16)
     assert 0 < result.skipped_steps < 30 and result.steps == 30
     assert all(torch.isfinite(torch.tensor(loss)) for _, loss in result.losses)
     # warm-up 0, cosine over 30 steps: the schedule moved once per step that was taken
@@ -49,8 +30,8 @@ def test_overflowing_scaled_steps_are_skipped_with_their_schedule_step(tiny_mode
     assert lrs[-1] == pytest.approx(1e-3 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * taken / 30)).item()), rel=1e-5)
 
 
-def test_without_scaling_no_step_is_skipped(tiny_model):
-    result, _ = _train(tiny_model, "none", steps=3)
+def test_without_scaling_no_step_is_skipped(lora_steps):
+    result, _ = lora_steps(loop.StepOptions(1, 0.0, 1.0, "fp32", loss_scaling="none"), 3, precision=FP16)
     assert result.skipped_steps == 0 and result.steps == 3
 
 

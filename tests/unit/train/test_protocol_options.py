@@ -5,16 +5,13 @@ ids of configurations that leave them at their defaults."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-import methods
 from harness import tasks
-from harness.budget.spec import Budget
 from harness.cli import preflight
 from harness.config.identity import experiment_of
 from harness.config.run_config import RunConfig
@@ -22,8 +19,7 @@ from harness.core.errors import HarnessError
 from harness.run.fit import _training_set
 from harness.run.prepare import prepare
 from harness.train.encoding import IGNORE, collate, encode_pairs
-from harness.train.loop import StepOptions, train
-from methods._core.base import BuildContext
+from harness.train.loop import StepOptions
 
 TINY = ["model=tiny-random-llama", "budget=smoke", "forgetting.probes=[]", "forgetting.target_gain=false"]
 
@@ -71,26 +67,14 @@ def test_loss_on_prompt_still_cuts_the_prompt_first(tiny_model):
 
 # --- train.warmup_steps and train.lr_schedule --------------------------------------------------------
 
-def _lrs(tiny_model, options: StepOptions, steps: int, lr: float = 1e-3) -> list[float]:
-    loaded = tiny_model()
-    method = methods.build({"name": "lora", "r": 2})
-    model = method.apply(loaded.model, BuildContext(loaded.tokenizer, loaded.tokenizer_path, loaded.kind, loaded.head))
-    batch = collate(encode_pairs(loaded.tokenizer, [("Question: 2+2?", " 4"), ("Question: 3+3?", " 6")], 32),
-                    loaded.tokenizer.pad_token_id)
-    seen: list[float] = []
-    train(model, method, itertools.repeat(batch), options, lr, Budget("t", max_steps=steps), torch.device("cpu"), 16.0,
-          on_step=lambda step, loss, cur_lr: seen.append(cur_lr))
-    return seen
-
-
-def test_warmup_steps_then_linear_decay_as_the_hf_trainer(tiny_model):
-    seen = _lrs(tiny_model, StepOptions(1, 0.5, 1.0, "fp32", warmup_steps=3, lr_schedule="linear"), 8)
+def test_warmup_steps_then_linear_decay_as_the_hf_trainer(lora_steps):
+    _, seen = lora_steps(StepOptions(1, 0.5, 1.0, "fp32", warmup_steps=3, lr_schedule="linear"), 8)
     # the lr after step k: k/3 of the peak during warm-up (warmup_ratio ignored), then (8 - k)/5 of it
     assert seen == pytest.approx([1e-3 * f for f in (1 / 3, 2 / 3, 1, 4 / 5, 3 / 5, 2 / 5, 1 / 5, 0)])
 
 
-def test_without_warmup_steps_the_ratio_and_cosine_schedule_are_unchanged(tiny_model):
-    seen = _lrs(tiny_model, StepOptions(1, 0.25, 1.0, "fp32"), 8)  # the loop's defaults: 2 warm-up steps, cosine
+def test_without_warmup_steps_the_ratio_and_cosine_schedule_are_unchanged(lora_steps):
+    _, seen = lora_steps(StepOptions(1, 0.25, 1.0, "fp32"), 8)  # the loop's defaults: 2 warm-up steps, cosine
     assert seen[:2] == pytest.approx([5e-4, 1e-3])
     assert seen[2:] == pytest.approx([1e-3 * 0.5 * (1 + math.cos(math.pi * k / 6)) for k in range(1, 7)])
 
