@@ -57,7 +57,7 @@ def lm_eval_version() -> str:
         raise HarnessError("task.evaluator=lm_eval needs lm-eval; install it with `pip install lm-eval` or set task.evaluator=native") from None
 
 
-def _write_task(root: Path, task: LmEvalTask, num_fewshot: int) -> None:
+def write_task(root: Path, task: LmEvalTask, num_fewshot: int) -> None:
     import lm_eval
 
     files = {"test": root / f"{task.name}.test.jsonl"}
@@ -90,7 +90,7 @@ def run(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: list[LmEvalTask],
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size, device=str(device))
     with tempfile.TemporaryDirectory(prefix="harness-lm-eval-") as tmp:
         for task in tasks:
-            _write_task(Path(tmp), task, num_fewshot)
+            write_task(Path(tmp), task, num_fewshot)
         manager = TaskManager(include_path=tmp, include_defaults=False)
         out = simple_evaluate(
             model=lm, tasks=[t.name for t in tasks], task_manager=manager, num_fewshot=num_fewshot,
