@@ -81,7 +81,9 @@ def _text_bytes(rows: Rows) -> bytes:
 
 def _general_suite(cfg: dict) -> Need:
     """The suite's member tasks (their configs plus `with`, as the probe builds them), loaded together."""
-    members = [_task_need(spec["task"], dict(spec.get("with") or {})) for spec in cfg["tasks"]]
+    from harness.probes.general_suite import expanded
+
+    members = [_task_need(spec["task"], dict(spec.get("with") or {})) for spec in map(expanded, cfg["tasks"])]
     return Need("general_suite", "probe", merge(d for m in members for d in m.datasets),
                 lambda data_dir: [member.load(data_dir) for member in members])
 

@@ -23,6 +23,14 @@ from harness.probes.base import evaluate_task, paired_delta, per_item
 from harness.tasks.base import Task, TaskData
 
 
+def expanded(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A member spec with `{lm_eval: <lm-eval task>, metric: <its metric, default acc>}` written out as
+    the `lm_eval` task (conf/task/lm_eval.yaml) with `name` set to that lm-eval task."""
+    if "lm_eval" not in spec:
+        return dict(spec)
+    return {"task": "lm_eval", "metric": spec.get("metric", "acc"), "with": {**(spec.get("with") or {}), "name": spec["lm_eval"]}}
+
+
 class GeneralSuiteProbe:
     """Accuracy on eval-only specs `{task: <conf/task name>, metric: <its metric>, with: {overrides}}`:
     each spec's task is built from its yaml plus `with`, loads its own eval items and scores them
@@ -35,7 +43,7 @@ class GeneralSuiteProbe:
                  max_len: int):
         self.cfg, self.cache_root, self.max_len = cfg, cache_root, max_len
         self.members: list[tuple[Task, TaskData, str]] = []
-        for spec in cfg.tasks:
+        for spec in map(expanded, cfg.tasks):
             path = conf_dir / "task" / f"{spec['task']}.yaml"
             if not path.is_file():
                 raise HarnessError(f"forgetting.general_suite names task {spec['task']!r}, which has no {path}; fix forgetting.general_suite.tasks")

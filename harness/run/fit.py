@@ -76,8 +76,8 @@ def set_up(p: Prepared, device: torch.device, record: RunRecord) -> Setup:
         with p.precision.autocast():
             p.probes.baseline(model, loaded.tokenizer, loaded.identity, device)  # before the method touches it
     encoded, collate_fn = _training_set(p, loaded)
-    mean_len = sum(len(x[0]) for x in encoded) / len(encoded)
-    budget = p.budget.for_pool(len(encoded), train_cfg.batch_size, train_cfg.grad_accum)
+    mean_len = sum(len(x[0]) for x in encoded) / len(encoded) if encoded else 0.0  # an evaluation-only task
+    budget = p.budget.for_pool(len(encoded), train_cfg.batch_size, train_cfg.grad_accum) if p.method.trains else p.budget
     return Setup(loaded, model, device, encoded, collate_fn, budget, mean_len * train_cfg.batch_size * train_cfg.grad_accum)
 
 
@@ -144,14 +144,15 @@ def _fit(p: Prepared, s: Setup, fit_lr: float, method: methods._core.base.Method
         fault_point("mid_train")
         curve.step(step)
 
-    batches = batch_stream(s.encoded, batch_size, tok.pad_token_id, data_seed, s.collate_fn,
-                           start=saved.resumed_step * train_cfg.grad_accum if saved else 0,  # micro-batches trained on
-                           group_by_length=train_cfg.group_by_length, packing=train_cfg.packing,
-                           rank=p.world.rank, world_size=p.world.size)
     with PeakMemory(device) as peak, without_kv_cache(model, train_cfg.packing):  # packed rows need it
-        result = (train(model, method, batches, StepOptions.of(train_cfg), fit_lr, s.budget, device, s.tokens_per_step,
-                        on_step=on_step, precision=p.precision, checkpoint=saved, parallel=parallel)
-                  if method.trains else TrainResult(stop_reason="no training"))
+        result = TrainResult(stop_reason="no training")
+        if method.trains:
+            batches = batch_stream(s.encoded, batch_size, tok.pad_token_id, data_seed, s.collate_fn,
+                                   start=saved.resumed_step * train_cfg.grad_accum if saved else 0,  # micro-batches trained on
+                                   group_by_length=train_cfg.group_by_length, packing=train_cfg.packing,
+                                   rank=p.world.rank, world_size=p.world.size)
+            result = train(model, method, batches, StepOptions.of(train_cfg), fit_lr, s.budget, device, s.tokens_per_step,
+                           on_step=on_step, precision=p.precision, checkpoint=saved, parallel=parallel)
     if p.validation:
         curve.finish(result.steps)
     if curve.best is not None and (kept := curve.best.restore()) is not None:  # select_best/v1 (harness/run/heldout.py)

@@ -115,6 +115,9 @@ def prepare(cfg: Mapping[str, Any]) -> Prepared:
         check_time_budget(run.method, config["model"], run.train, budget, CONF_DIR, device)  # HarnessError if no step fits
     data_cfg, task_key = dataclasses.asdict(run.data), [type(task).__qualname__, task.cfg.as_dict()]
     data = memoized("task_data", [task_key, data_cfg], lambda: task.load(data_cfg))  # harness/core/memo.py
+    if method.trains and not data.train:
+        raise HarnessError(f"task {data.name} has no training items (an evaluation-only task) and method {method.name} "
+                           "trains; evaluate it with method=base, or in forgetting.general_suite")
     validation: list[dict] = []
     if run.train.lr_sweep and not method.trains:
         raise HarnessError(f"train.lr_sweep searches a learning rate, and method {method.name} does not train; "

@@ -14,9 +14,10 @@ register, names, get = _TASKS.register, _TASKS.names, _TASKS.get
 
 
 def build(options: Mapping[str, Any]) -> Task:
-    """The task the `task` node of a run config names, its options typed and validated by its
-    `config_class` (the first bad option: one HarnessError line)."""
-    return get(options.get("name")).of(options)
+    """The task the `task` node of a run config names (or the class its `via` names: `lm_eval` runs
+    any lm-eval task by its own name), its options typed and validated by its `config_class` (the
+    first bad option: one HarnessError line)."""
+    return get(options.get("via") or options.get("name")).of(options)
 
 
 def from_conf(name: str) -> Task:

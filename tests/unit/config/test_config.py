@@ -10,7 +10,8 @@ from harness.cli import preflight
 from harness.core.paths import CONF_DIR
 
 GROUPS = ("model", "method", "task", "budget")
-ALIASES = {("method", "none"): "base"}  # another name for a config: method=none is the base model
+ALIASES = {("method", "none"): "base",  # another name for a config: method=none is the base model
+           ("task", "lm_eval"): "arc_easy"}  # task=lm_eval runs the lm-eval task task.name names
 
 
 def _options(group: str) -> list[str]:
