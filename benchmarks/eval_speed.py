@@ -32,7 +32,7 @@ import yaml
 
 from harness.core.paths import CONF_DIR
 from harness.models.loading import load_model
-from harness.scoring.generation import greedy_generate
+from harness.scoring.generation import generate_answers
 from harness.scoring.loglik import best_choice, choice_log_likelihoods
 from harness.tasks.gsm8k import GSM8K
 from harness.tasks.mmlu import MMLU, SUBJECTS
@@ -170,7 +170,7 @@ def compare_generation(model, tok, lm, args) -> None:
     task = GSM8K.of(cfg)
     prompts = [task.prompt(x) for x in task.load({"dir": args.data_dir, "order": ["local"]}).eval]
     stop = list(cfg["stop"])
-    ours, native_s = timed(lambda: greedy_generate(model, tok, prompts, max_new_tokens, stop, args.batch_size, CPU))
+    ours, native_s = timed(lambda: generate_answers(model, tok, prompts, max_new_tokens, stop, args.batch_size, CPU))
     theirs, lm_s = timed(lambda: lm_eval_generate(lm, prompts, stop, max_new_tokens))
     same = sum(a == b for a, b in zip(ours, theirs))
     report(f"GSM8K greedy ({len(prompts)} items, <= {max_new_tokens} tok)", len(prompts), native_s, lm_s,

@@ -73,8 +73,10 @@ CUTS: tuple[Cut, ...] = (
     Cut("llm_adapters/dataset/ARC-Easy/train.json", "json", 40, (1087, 2246), why="a substitute training pool; " + ARC_E_OVERLAP),
     Cut("llm_adapters/dataset/*/train.json", "json", 40, why="a substitute training pool (train_limit 64, 3 smoke steps)"),
     Cut("llm_adapters/dataset/*/test.json", "json", 60, why="n_eval up to 50; answer-extraction checks"),
+    Cut("probes/icl/boolq.jsonl", "lines", 40, (2417,),
+        why="lm-eval's boolq offline; item 2417's passage has a line starting \"Question: \""),
 )
-COPIED = ("gsm8k/", "mmlu/", "glue/", "wikitext2/test.txt", "llm_adapters/dataset/")  # what the fast tests read
+COPIED = ("gsm8k/", "mmlu/", "glue/", "wikitext2/test.txt", "llm_adapters/dataset/", "probes/icl/boolq.jsonl")  # what the fast tests read
 SKIPPED = ("llm_adapters/dataset/mathqa/",)  # an optional extra set no test reads
 
 
@@ -228,7 +230,8 @@ def render_manifest(entries: list[dict]) -> str:
               "whole file. Rows are counted as there: `.jsonl` and `.txt` lines, `.json` array items, `.csv` records, "
               "GLUE `.tsv` lines after the header (CoLA has none); licence files n/a. Cuts of a JSON array are the "
               "chosen items re-serialised exactly as the originals are written (`json.dumps(indent=4)`); every other "
-              "cut is a byte prefix of the original, ending at a line or record boundary.\n\n")
+              "cut is a byte prefix of the original, ending at a line or record boundary, followed by the extra "
+              "lines its cut names, as they are written.\n\n")
     out.write(f"Total: {len(entries)} files, {total:,} bytes ({total / 1e6:.2f} MB; the cap is {MAX_TOTAL_BYTES / 1e6:.0f} MB).\n\n")
     out.write("## Sources\n\n| repository | commit |\n|---|---|\n")
     for repository, commit in sorted({(e["origin"].repository, e["full_commit"]) for e in entries}):

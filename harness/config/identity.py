@@ -30,6 +30,7 @@ LEGACY_VALUES = {
     ("train", "select_best"): False,
     ("train", "loss_scaling"): "none",
     ("task", "train_prompt_template"): None,  # training text from the task's prompt_template
+    ("task", "num_beams"): 1,  # greedy decoding
 }
 
 

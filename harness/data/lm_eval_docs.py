@@ -1,24 +1,30 @@
 """lm-eval documents from the data dir's files, for lm-eval tasks run offline (issue 19 item 4).
 
 lm-eval's tasks read their datasets from the hub, in each dataset's own schema. Offline, the data
-dir holds the same evaluation sets in LLM-Adapters' instruction format
+dir holds the same evaluation sets in other formats: LLM-Adapters' instructions
 (`llm_adapters/dataset/<set>/test.json`: `instruction` with the question and its options, and
-`answer`). These converters read the question and options back out of the instruction and write
-them in the hub schema that lm-eval's task yaml renders, so lm-eval builds its own prompts and
-requests from them:
+`answer`) and MosaicML's in-context-learning files (`probes/icl/<set>.jsonl`: `query`, `choices`,
+`gold`). These converters read the question and options back out and write them in the hub schema
+that lm-eval's task yaml renders, so lm-eval builds its own prompts and requests from them:
 
 * ARC-Easy / ARC-Challenge (`allenai/ai2_arc`): `question`, `choices.text`, `choices.label`,
   `answerKey`. The labels become A, B, C, ... (lm-eval's prompt reads the texts; the target is the
   index of `answerKey` among the labels, which is kept);
 * PIQA (`baber/piqa`): `goal`, `sol1`, `sol2`, `label`;
-* WinoGrande (`allenai/winogrande`): `sentence` (with its `_`), `option1`, `option2`, `answer` ("1"/"2").
+* WinoGrande (`allenai/winogrande`): `sentence` (with its `_`), `option1`, `option2`, `answer` ("1"/"2");
+* GSM8K (`openai/gsm8k` main, test): `question`, `answer`, the data dir's own file unchanged;
+* BoolQ (`aps/super_glue` boolq, validation): `passage`, `question`, `idx`, `label` (0 no, 1 yes), from
+  MosaicML's `Passage: <passage>\nQuestion: <question>?` (LLM-Adapters' BoolQ has no passage).
 
-BoolQ cannot be converted: LLM-Adapters' BoolQ items carry the question without its passage.
+TruthfulQA's multiple-choice sets (`mc1_targets`, `mc2_targets`) cannot be rebuilt: the data dir's
+TruthfulQA.csv is the generation set, whose answer lists are not the multiple-choice file's.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Callable
 
 from harness.core.errors import HarnessError
 
@@ -79,10 +85,48 @@ def winogrande(items: list[dict], where: str) -> list[dict]:
     return docs
 
 
-# lm-eval task -> (LLM-Adapters folder, converter)
+def boolq(items: list[dict], where: str) -> list[dict]:
+    """BoolQ items in `aps/super_glue` boolq's schema. The question is the text after the query's last
+    "\nQuestion: " (one passage quotes a book titled "Question: ..."), without the "?" appended to it."""
+    docs = []
+    for i, item in enumerate(items):
+        passage, found, question = str(item.get("query", "")).rpartition("\nQuestion: ")
+        if not (found and passage.startswith("Passage: ") and question.endswith("?")
+                and item.get("choices") == ["no", "yes"] and item.get("gold") in (0, 1)):
+            raise HarnessError(f"{where} item {i}: not a BoolQ query (Passage: ...\\nQuestion: ...? with choices no/yes)")
+        docs.append({"question": question[:-1], "passage": passage.removeprefix("Passage: "), "idx": i, "label": item["gold"]})
+    return docs
+
+
+def gsm8k(items: list[dict], where: str) -> list[dict]:
+    """GSM8K items, already in `openai/gsm8k`'s schema: checked, and kept as they are."""
+    for i, item in enumerate(items):
+        if not (isinstance(item.get("question"), str) and "#### " in str(item.get("answer", ""))):
+            raise HarnessError(f"{where} item {i}: not a GSM8K item (a question, and an answer ending in #### <number>)")
+    return [{"question": item["question"], "answer": item["answer"]} for item in items]
+
+
+@dataclass(frozen=True)
+class LocalDocs:
+    """Where a task's documents lie in the data dir, and the converter to the hub schema."""
+
+    dataset: str
+    """The folder `fetch` reports them under."""
+    relative: str
+    """The file, relative to the data dir."""
+    convert: Callable[[list[dict], str], list[dict]]
+
+
+def _llm_adapters(folder: str, convert: Callable[[list[dict], str], list[dict]]) -> LocalDocs:
+    return LocalDocs(f"llm_adapters/{folder}", f"llm_adapters/dataset/{folder}/test.json", convert)
+
+
+# lm-eval task -> its documents in the data dir
 CONVERTERS = {
-    "arc_easy": ("ARC-Easy", arc),
-    "arc_challenge": ("ARC-Challenge", arc),
-    "piqa": ("piqa", piqa),
-    "winogrande": ("winogrande", winogrande),
+    "arc_easy": _llm_adapters("ARC-Easy", arc),
+    "arc_challenge": _llm_adapters("ARC-Challenge", arc),
+    "piqa": _llm_adapters("piqa", piqa),
+    "winogrande": _llm_adapters("winogrande", winogrande),
+    "boolq": LocalDocs("probes/icl", "probes/icl/boolq.jsonl", boolq),
+    "gsm8k": LocalDocs("gsm8k", "gsm8k/test.jsonl", gsm8k),
 }

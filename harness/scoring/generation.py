@@ -1,4 +1,4 @@
-"""Batched greedy generation with stop strings.
+"""Batched greedy (or beam-search) generation with stop strings.
 
 Decoder-only models go through our own loop, which (1) drops every finished row from the batch (and
 from the KV cache) at once, where `transformers.generate` keeps computing finished rows until the
@@ -6,11 +6,14 @@ longest one ends, and (2) drafts tokens by prompt lookup and verifies them in th
 so a row that repeats its prompt or itself advances several tokens per pass (transformers offers
 prompt lookup for batch size 1 only). Both keep the greedy output unchanged. Prompt-learning PEFT
 models (prompt tuning, prefix tuning) prepend virtual tokens inside their own `generate`, so they
-use it. Both paths decode greedily and cut the text at the first stop string.
+use it. Both paths decode greedily and cut the text at the first stop string. `num_beams` > 1
+(LLM-Adapters' evaluation uses 4 beams) goes through `transformers.generate`'s beam search, without
+sampling, and cuts the text the same way.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -41,7 +44,7 @@ def uses_prompt_learning(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def greedy_generate(
+def generate_answers(
     model: nn.Module,
     tok: PreTrainedTokenizerBase,
     prompts: Sequence[str],
@@ -50,12 +53,16 @@ def greedy_generate(
     batch_size: int,
     device: torch.device,
     desc: str = "generate",
+    num_beams: int = 1,
 ) -> list[str]:
-    """Greedy continuations of `prompts`, each cut at its first stop string."""
+    """Greedy (`num_beams` 1) or beam-search continuations of `prompts`, each cut at its first stop string."""
     model.eval()
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
     outputs: list[str] = [""] * len(prompts)
-    decode = _generate_hf if uses_prompt_learning(model) else _generate_dropping_finished
+    if num_beams > 1 or uses_prompt_learning(model):
+        decode = functools.partial(_generate_hf, num_beams=num_beams)
+    else:
+        decode = _generate_dropping_finished
     old_side = tok.padding_side
     tok.padding_side = "left"  # generation continues from the right end of every row
     try:
@@ -70,10 +77,10 @@ def greedy_generate(
     return outputs
 
 
-def _generate_hf(model, tok, input_ids, attention_mask, max_new_tokens, stop) -> list[list[int]]:
+def _generate_hf(model, tok, input_ids, attention_mask, max_new_tokens, stop, num_beams: int = 1) -> list[list[int]]:
     gen = model.generate(
         input_ids=input_ids, attention_mask=attention_mask, do_sample=False, max_new_tokens=max_new_tokens,
-        stop_strings=list(stop) or None, tokenizer=tok, pad_token_id=tok.pad_token_id,
+        stop_strings=list(stop) or None, tokenizer=tok, pad_token_id=tok.pad_token_id, num_beams=num_beams,
     )
     return gen[:, input_ids.shape[1] :].tolist()
 

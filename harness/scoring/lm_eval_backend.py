@@ -11,7 +11,9 @@ then renders its own prompts, runs its own request batching on the model object 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,23 @@ class LmEvalRun:
     samples: dict[str, list[dict]]
     results: dict[str, dict]
     identity: dict[str, Any]
+    values: dict[str, list[dict[str, float]]]
+    """Per task, per document in doc order: each metric's value under every filter (`metric_name`)."""
+
+
+def metric_name(metric: str, filter_key: str) -> str:
+    """A metric's name in our rows: lm-eval's own under its default filter ("none"), else with the
+    filter appended (gsm8k: exact_match_strict_match, exact_match_flexible_extract)."""
+    return metric if filter_key == "none" else f"{metric}_{re.sub(r'[^0-9A-Za-z]+', '_', filter_key)}"
+
+
+def values_per_doc(rows: list[dict]) -> list[dict[str, float]]:
+    """lm-eval's logged samples (one per document and filter) as one dict of numeric values per document."""
+    per_doc: dict[int, dict[str, float]] = defaultdict(dict)
+    for row in rows:
+        per_doc[row["doc_id"]].update({metric_name(m, row["filter"]): row[m] for m in row["metrics"]
+                                       if isinstance(row[m], (bool, int, float))})
+    return [per_doc[doc_id] for doc_id in sorted(per_doc)]
 
 
 def lm_eval_version() -> str:
@@ -96,6 +115,7 @@ def run(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: list[LmEvalTask],
             model=lm, tasks=[t.name for t in tasks], task_manager=manager, num_fewshot=num_fewshot,
             log_samples=True, bootstrap_iters=0, fewshot_random_seed=fewshot_seed, verbosity="WARNING",
         )
+    values = {name: values_per_doc(rows) for name, rows in out["samples"].items()}
     # lm-eval logs each document once per filter (gsm8k: strict-match and flexible-extract); the
     # model's responses are the same in all, so keep one row per document, in doc order.
     samples = {name: sorted({s["doc_id"]: s for s in reversed(rows)}.values(), key=lambda s: s["doc_id"])
@@ -106,7 +126,7 @@ def run(model: nn.Module, tok: PreTrainedTokenizerBase, tasks: list[LmEvalTask],
     }
     identity = {"evaluator": "lm_eval", "lm_eval_version": version, "num_fewshot": num_fewshot,
                 "fewshot_seed": fewshot_seed, "task_hashes": hashes}
-    return LmEvalRun(samples, out["results"], identity)
+    return LmEvalRun(samples, out["results"], identity, values)
 
 
 def choice_scores(tok: PreTrainedTokenizerBase, rows: list[dict]) -> list[list[ChoiceScore]]:

@@ -1,12 +1,14 @@
-"""lm-eval's own requests, scored by the harness's packed log-likelihood scorer.
+"""lm-eval's own requests, answered by the harness's packed log-likelihood scorer and generation.
 
 For a task run through lm-eval's registry (harness/tasks/lm_eval_task.py), lm-eval builds every
 request itself from its task yaml (prompts, few-shot examples, choices, WinoGrande's one context
-per option) with `Task.build_all_requests`; here each (context, continuation) pair is scored by
-`harness.scoring.loglik.choice_log_likelihoods` (pairs that share a context in one request), and
-lm-eval's own `process_results` turns each document's scores into its metric values. So the
-requests and the metric definitions are lm-eval's by construction, and only the forward passes are
-ours.
+per option, generation settings) with `Task.build_all_requests`. Log-likelihood requests are scored
+by `harness.scoring.loglik.choice_log_likelihoods` (pairs that share a context in one request);
+greedy `generate_until` requests go through `harness.scoring.generation.generate_answers` with the
+request's stop strings and token limit (lm-eval's `normalize_gen_kwargs` reads them). lm-eval's own
+filters (answer extraction) and `process_results` then turn each document's responses into its
+metric values. So the requests, the answer extraction and the metric definitions are lm-eval's by
+construction, and only the forward passes are ours.
 """
 
 from __future__ import annotations
@@ -21,24 +23,27 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from harness.core.errors import HarnessError
-from harness.scoring.lm_eval_backend import LmEvalTask, write_task
+from harness.scoring.generation import generate_answers
+from harness.scoring.lm_eval_backend import LmEvalTask, metric_name, write_task
 from harness.scoring.loglik import choice_log_likelihoods
+
+NATIVE_KINDS = ("loglikelihood", "generate_until")
 
 
 @dataclass
 class ScoredTask:
-    """Per document (in doc order): lm-eval's metric values, and the (log-likelihood, is_greedy) of
-    each of its requests; plus each metric's aggregation and direction, from the task."""
+    """Per document (in doc order): its metric values (`metric_name`: lm-eval's metric under each of
+    the task's filters) and its requests' responses (log-likelihood tasks: (log-likelihood,
+    is_greedy) per request; generation tasks: the generated text); and each metric's direction."""
 
     values: list[dict[str, float]]
-    scores: list[list[tuple[float, bool]]]
-    aggregation: dict
+    scores: list[list]
     higher_is_better: dict[str, bool]
 
 
 def score(model: nn.Module, tok: PreTrainedTokenizerBase, task: LmEvalTask, batch_size: int, device: torch.device,
           num_fewshot: int, max_len: int | None = None) -> ScoredTask:
-    """Build `task`'s requests with lm-eval and score them natively (log-likelihood output types only)."""
+    """Build `task`'s requests with lm-eval and answer them natively."""
     from lm_eval.tasks import TaskManager
 
     with tempfile.TemporaryDirectory(prefix="harness-lm-eval-") as tmp:
@@ -46,26 +51,61 @@ def score(model: nn.Module, tok: PreTrainedTokenizerBase, task: LmEvalTask, batc
         built = TaskManager(include_path=tmp, include_defaults=False).load([task.name])["tasks"][task.name]
         built.build_all_requests(limit=None, rank=0, world_size=1)
     kinds = {inst.request_type for inst in built.instances}
-    if kinds - {"loglikelihood"}:
+    if len(kinds) != 1 or not kinds <= set(NATIVE_KINDS):
         raise HarnessError(f"lm-eval task {task.name} makes {', '.join(sorted(kinds))} requests; the native evaluator "
-                           "scores log-likelihood ones only: set task.evaluator=lm_eval")
-    by_context: dict[str, list] = defaultdict(list)
-    for inst in built.instances:
-        by_context[inst.arguments[0]].append(inst)
-    contexts = list(by_context)
-    scored = choice_log_likelihoods(model, tok, contexts, [[i.arguments[1] for i in by_context[c]] for c in contexts],
-                                    batch_size, device, max_len=max_len, desc=f"eval {task.name}")
-    result: dict[tuple[int, int], tuple[float, bool]] = {}
-    for context, row in zip(contexts, scored):
-        for inst, s in zip(by_context[context], row):
-            result[(inst.doc_id, inst.idx)] = (s.logprob, s.is_greedy)
+                           f"answers {' or '.join(NATIVE_KINDS)} ones: set task.evaluator=lm_eval")
+    answer = _log_likelihoods if kinds == {"loglikelihood"} else _generations
+    for inst, response in zip(built.instances, answer(model, tok, task.name, built.instances, batch_size, device, max_len)):
+        inst.resps = [response]
+    built.apply_filters()
     per_doc: dict[int, list] = defaultdict(list)
     for inst in sorted(built.instances, key=lambda i: (i.doc_id, i.idx)):
         per_doc[inst.doc_id].append(inst)
     values, scores = [], []
     for doc_id in sorted(per_doc):
         insts = per_doc[doc_id]
-        doc_scores = [result[(i.doc_id, i.idx)] for i in insts]
-        values.append(built.process_results(insts[0].doc, doc_scores))
-        scores.append(doc_scores)
-    return ScoredTask(values, scores, built.aggregation(), built.higher_is_better())
+        doc_values = {}
+        for key in insts[0].filtered_resps:
+            metrics = built.process_results(insts[0].doc, [i.filtered_resps[key] for i in insts])
+            doc_values.update({metric_name(m, key): v for m, v in metrics.items() if isinstance(v, (bool, int, float))})
+        values.append(doc_values)
+        scores.append([i.resps[0] for i in insts])
+    better = built.higher_is_better()
+    keys = {key for inst in built.instances for key in inst.filtered_resps}
+    return ScoredTask(values, scores, {metric_name(m, k): bool(b) for m, b in better.items() for k in keys})
+
+
+def _log_likelihoods(model, tok, name: str, instances: list, batch_size: int, device, max_len) -> list[tuple[float, bool]]:
+    """(log-likelihood, is_greedy) of each (context, continuation) request, in request order."""
+    by_context: dict[str, list[int]] = defaultdict(list)
+    for n, inst in enumerate(instances):
+        by_context[inst.arguments[0]].append(n)
+    contexts = list(by_context)
+    scored = choice_log_likelihoods(model, tok, contexts, [[instances[n].arguments[1] for n in by_context[c]] for c in contexts],
+                                    batch_size, device, max_len=max_len, desc=f"eval {name}")
+    result: list[tuple[float, bool]] = [(0.0, False)] * len(instances)
+    for context, row in zip(contexts, scored):
+        for n, s in zip(by_context[context], row):
+            result[n] = (s.logprob, s.is_greedy)
+    return result
+
+
+def _generations(model, tok, name: str, instances: list, batch_size: int, device, max_len) -> list[str]:
+    """Greedy continuation of each (context, generation kwargs) request, cut at its stop strings, in
+    request order; requests that sample are refused (lm-eval's loop samples them)."""
+    from lm_eval.models.utils import normalize_gen_kwargs
+
+    by_settings: dict[tuple, list[int]] = defaultdict(list)
+    for n, inst in enumerate(instances):
+        kwargs = normalize_gen_kwargs(dict(inst.arguments[1]), 256)  # 256: lm-eval's HFLM default
+        if kwargs.get("do_sample"):
+            raise HarnessError(f"lm-eval task {name} samples its generations (do_sample); the native evaluator decodes "
+                               "greedily: set task.evaluator=lm_eval")
+        by_settings[(tuple(kwargs["until"]), int(kwargs["max_gen_toks"]))].append(n)
+    result = [""] * len(instances)
+    for (until, max_gen_toks), members in by_settings.items():
+        outputs = generate_answers(model, tok, [instances[n].arguments[0] for n in members], max_gen_toks, list(until),
+                                  batch_size, device, desc=f"eval {name}")
+        for n, text in zip(members, outputs):
+            result[n] = text
+    return result

@@ -55,7 +55,7 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class GeneratedAnswerConfig(TaskConfig):
-    """Options of tasks whose eval prompts are answered by greedy decoding."""
+    """Options of tasks whose eval prompts are answered by generation."""
 
     prompt_template: str = option("text")
     """The eval prompt, a `str.format` template over the item's fields."""
@@ -64,11 +64,13 @@ class GeneratedAnswerConfig(TaskConfig):
     chat_template: bool = option("bool")
     """Eval prompts become one user turn of the tokenizer's chat template (training text stays plain)."""
     max_new_tokens: int = option("int", low=1)
-    """Greedy decoding stops after this many new tokens ..."""
+    """Decoding stops after this many new tokens ..."""
     stop: list[str] = option("text list")
     """... or at the first of these strings (cut from the output)."""
     eval_batch_size: int = option("int", low=1)
     """Prompts decoded together."""
+    num_beams: int = option("int", low=1)
+    """1: greedy decoding; more: beam search with this many beams, no sampling (LLM-Adapters: 4)."""
 
 
 @dataclass

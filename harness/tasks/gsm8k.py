@@ -35,7 +35,7 @@ from harness.core.paths import package_dir
 from harness.data.layout import HubRequest, LocalDataset, LocalFile, jsonl_bytes, read_json_rows
 from harness.data.sources import SourceUnavailable, first_available, hub_loader, read_local
 from harness.scoring.cross_entropy import target_cross_entropy
-from harness.scoring.generation import greedy_generate
+from harness.scoring.generation import generate_answers
 from harness.tasks import register
 from harness.tasks.base import EvalContext, GeneratedAnswerConfig, Task, TaskData
 from harness.tasks.prompting import render
@@ -160,9 +160,9 @@ class GSM8K(Task):
     def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
         c = self.cfg
         items = data.eval
-        outputs = greedy_generate(
+        outputs = generate_answers(
             ctx.model, ctx.tokenizer, self.eval_prompts(ctx, data), c.max_new_tokens, list(c.stop),
-            c.eval_batch_size, ctx.device, desc=f"eval {data.name}",
+            c.eval_batch_size, ctx.device, desc=f"eval {data.name}", num_beams=c.num_beams,
         )
         refs = [reference_answer(x["answer"]) for x in items]
         strict = [float(extract_strict(o) == r) for o, r in zip(outputs, refs)]

@@ -40,7 +40,7 @@ from harness.core.hashing import hash_object
 from harness.core.metrics import Metric, mean_and_stderr
 from harness.data.layout import HubRequest, LocalDataset, json_file
 from harness.data.sources import first_available, hub_loader, read_local
-from harness.scoring.generation import greedy_generate
+from harness.scoring.generation import generate_answers
 from harness.scoring.loglik import best_choice, choice_log_likelihoods
 from harness.tasks import from_conf, register
 from harness.tasks.base import EvalContext, GeneratedAnswerConfig, Task, TaskData
@@ -312,8 +312,8 @@ class LLMAdaptersSuite(Task):
     def _score_generated(self, ctx: EvalContext, m: Member, items: list[dict]) -> tuple[list[float], str]:
         c = self.cfg
         prompts = [render(ctx.tokenizer, self.prompt(x), c.chat_template) for x in items]
-        outputs = greedy_generate(ctx.model, ctx.tokenizer, prompts, c.max_new_tokens, list(c.stop),
-                                  c.eval_batch_size, ctx.device, desc=f"eval {m.name}")
+        outputs = generate_answers(ctx.model, ctx.tokenizer, prompts, c.max_new_tokens, list(c.stop),
+                                  c.eval_batch_size, ctx.device, desc=f"eval {m.name}", num_beams=c.num_beams)
         values = [float(is_correct(m, o, x["answer"], self.tolerance)) for o, x in zip(outputs, items)]
         predictions = [f"{extract(m, o)} <- {o}" for o in outputs]
         ctx.add_samples(m.name, "accuracy", values, predictions, [x["answer"] for x in items], [x["id"] for x in items])

@@ -5,15 +5,16 @@ come from the first source in `data.order` that has them:
 
 * hub: lm-eval's own dataset (`dataset_path` of its yaml), as lm-eval loads it;
 * local: for the tasks in `harness.data.lm_eval_docs.CONVERTERS` (ARC-Easy, ARC-Challenge, PIQA,
-  WinoGrande), LLM-Adapters' copies of the same test sets in the data dir, read back into the hub
-  schema (`<data.dir>/llm_adapters/dataset/<set>/test.json`).
+  WinoGrande, BoolQ), copies of the same evaluation sets in the data dir (LLM-Adapters' test sets,
+  MosaicML's BoolQ), read back into the hub schema.
 
 The first `n_eval` documents of the task's evaluation split are scored. `evaluator: native` lets
-lm-eval build every request (prompt, few-shot examples, choices) and scores them with the packed
-log-likelihood scorer (harness/scoring/lm_eval_requests.py), lm-eval's `process_results` giving each
-document's metric values; `evaluator: lm_eval` runs lm-eval's own loop on the same documents.
-Metric rows: each of the task's metrics, the mean over documents with its stderr, version
-`lm_eval/<task>/<metric>/v<task version>`. The data identity records the lm-eval version, the
+lm-eval build every request (prompt, few-shot examples, choices, generation settings) and answers
+them with the packed log-likelihood scorer or greedy generation (harness/scoring/lm_eval_requests.py),
+lm-eval's filters and `process_results` giving each document's metric values; `evaluator: lm_eval`
+runs lm-eval's own loop on the same documents. Metric rows: each of the task's per-document metrics
+under each of its filters (`lm_eval_backend.metric_name`), the mean over documents with its stderr,
+version `lm_eval/<task>/<metric>/v<task version>`. The data identity records the lm-eval version, the
 sha256 of the task's yaml and the documents' hash. There is no training split: a run that trains on
 such a task is refused.
 """
@@ -96,10 +97,9 @@ class LmEvalRegistryTask(Task):
 
     def load(self, data_cfg: Mapping[str, Any]) -> TaskData:
         loaders = {"hub": self._hub_docs}
-        if self.name in lm_eval_docs.CONVERTERS:
-            folder, convert = lm_eval_docs.CONVERTERS[self.name]
-            relative = f"llm_adapters/dataset/{folder}/test.json"
-            loaders["local"] = lambda: convert(read_local(data_cfg.get("dir"), relative, read_json_rows), relative)
+        local = lm_eval_docs.CONVERTERS.get(self.name)
+        if local is not None:
+            loaders["local"] = lambda: local.convert(read_local(data_cfg.get("dir"), local.relative, read_json_rows), local.relative)
         source, docs = first_available(f"task {self.name} (lm-eval)", loaders, list(data_cfg["order"]))
         evaluation = docs[: self.cfg.n_eval]
         identity = {
@@ -112,18 +112,20 @@ class LmEvalRegistryTask(Task):
     def _hub_docs(self) -> list[dict]:
         from lm_eval.tasks import TaskManager
 
-        try:
-            built = TaskManager().load([self.name])["tasks"][self.name]
+        from harness.models.hub import hub_usable
+
+        if not hub_usable():
+            raise SourceUnavailable("the Hugging Face hub is unreachable (set HF_HUB_OFFLINE=1 to use the HF cache)")
+        try:  # index only the task's own folder (its includes and utils live there): well under 1 s, not lm-eval's whole tree
+            built = TaskManager(include_path=str(self.yaml.parent), include_defaults=False).load([self.name])["tasks"][self.name]
             docs = built.test_docs() if built.has_test_docs() else built.validation_docs()
             return [dict(d) for d in docs]
         except Exception as exc:  # offline, gated or missing on the hub
-            raise SourceUnavailable(f"hub: lm-eval could not load {self.name}'s dataset ({type(exc).__name__})") from None
+            raise SourceUnavailable(f"lm-eval could not load {self.name}'s dataset ({type(exc).__name__})") from None
 
     def local_datasets(self) -> list[LocalDataset]:
-        if self.name not in lm_eval_docs.CONVERTERS:
-            return []
-        folder, _ = lm_eval_docs.CONVERTERS[self.name]
-        return [LocalDataset(f"llm_adapters/{folder}", (json_file(f"llm_adapters/dataset/{folder}/test.json", None),))]
+        local = lm_eval_docs.CONVERTERS.get(self.name)
+        return [] if local is None else [LocalDataset(local.dataset, (json_file(local.relative, None),))]
 
     def training_pair(self, item: dict) -> tuple[str, str]:
         raise HarnessError(f"task {self.name} (lm-eval) is evaluation only: it has no training split; "
@@ -137,9 +139,8 @@ class LmEvalRegistryTask(Task):
         else:
             run = lm_eval_backend.run(ctx.model, ctx.tokenizer, [task], c.batch_size, ctx.device, c.num_fewshot)
             ctx.identity.update(run.identity)
-            reported = {key.split(",")[0] for key in run.results[task.name] if "," in key and "_stderr" not in key}
-            values = [{k: row[k] for k in reported if k in row} for row in run.samples[task.name]]
-            better = {}  # lm-eval's samples do not say; its metrics here are accuracies
+            values = run.values[task.name]
+            better = {}  # lm-eval's samples do not say; its per-document metrics are accuracies and matches
         version = _task_version(self.yaml)
         metrics = []
         for metric in sorted(values[0]) if values else []:

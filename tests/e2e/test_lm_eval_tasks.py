@@ -30,7 +30,7 @@ def test_lm_eval_tasks_are_found_by_their_own_names():
                      "batch_size": 8, "prompt_version": "lm_eval"})
 
 
-@pytest.mark.parametrize("name", ["arc_challenge", "piqa", "winogrande"])
+@pytest.mark.parametrize("name", ["arc_challenge", "piqa", "winogrande", "boolq"])
 def test_an_lm_eval_task_runs_offline_and_both_evaluators_agree(tmp_path, test_data, name):
     accs = {}
     for evaluator in ("native", "lm_eval"):
@@ -46,6 +46,16 @@ def test_an_lm_eval_task_runs_offline_and_both_evaluators_agree(tmp_path, test_d
     assert accs["native"] == accs["lm_eval"]
 
 
+def test_a_generation_task_runs_natively_with_a_row_per_filter(tmp_path, test_data):
+    proc = run_cli([*BASE, "method=base", "task.name=gsm8k", "task.n_eval=3", f"data.dir={test_data}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = pd.read_parquet(tmp_path / "metrics")
+    rows = metrics[metrics.task == "gsm8k"].set_index("metric")
+    assert {"exact_match_strict_match", "exact_match_flexible_extract"} <= set(rows.index)
+    assert rows.loc["exact_match_strict_match", "metric_version"] == "lm_eval/gsm8k/exact_match_strict_match/v3.0"
+    assert (rows.n == 3).all()
+
+
 def test_a_method_that_trains_is_refused_on_an_evaluation_only_task(tmp_path, test_data):
     proc = run_cli([*BASE, "method=lora", "task.name=arc_easy", f"data.dir={test_data}"], tmp_path)
     assert proc.returncode == 2
@@ -54,13 +64,13 @@ def test_a_method_that_trains_is_refused_on_an_evaluation_only_task(tmp_path, te
 
 
 def test_lm_eval_tasks_are_members_of_the_general_suite(tmp_path, test_data, tiny_model):
-    specs = [{"lm_eval": "arc_easy", "with": {"n_eval": 6}}, {"lm_eval": "winogrande", "metric": "acc", "with": {"n_eval": 6}}]
+    names = ["arc_easy", "arc_challenge", "piqa", "winogrande", "boolq"]
+    specs = [{"lm_eval": name, "metric": "acc", "with": {"n_eval": 6}} for name in names]
     probe = GeneralSuiteProbe(GeneralSuiteConfig(required=True, tasks=specs), {"dir": str(test_data), "order": ["local"]},
                               tmp_path, CONF_DIR, 256)
-    assert [(task.name, len(data.eval), metric) for task, data, metric in probe.members] == [("arc_easy", 6, "acc"),
-                                                                                               ("winogrande", 6, "acc")]
+    assert [(task.name, len(data.eval), metric) for task, data, metric in probe.members] == [(n, 6, "acc") for n in names]
     loaded = tiny_model()
     probe.baseline(loaded.model, loaded.tokenizer, {"model": "tiny"}, CPU)
     rows = {(m.task, m.metric): m for m in probe.measure(loaded.model, loaded.tokenizer, CPU)}
-    assert rows[("forgetting/general_suite/arc_easy", "forgetting_acc_delta")].value == 0.0  # the same model: no change
-    assert rows[("forgetting/general_suite", "forgetting_acc_delta")].n == 12
+    assert all(rows[(f"forgetting/general_suite/{n}", "forgetting_acc_delta")].value == 0.0 for n in names)  # same model
+    assert rows[("forgetting/general_suite", "forgetting_acc_delta")].n == 30

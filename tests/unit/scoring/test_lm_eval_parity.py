@@ -21,7 +21,7 @@ from harness.cli import preflight
 from harness.core.paths import CONF_DIR
 from harness.models.loading import load_model
 from harness.scoring import lm_eval_backend
-from harness.scoring.generation import greedy_generate
+from harness.scoring.generation import generate_answers
 from harness.scoring.lm_eval_backend import LmEvalTask
 from harness.scoring.loglik import best_choice
 from harness.tasks.base import EvalContext
@@ -123,7 +123,7 @@ def gsm8k_parity(model, tok, test_data, n_items: int, max_new_tokens: int) -> tu
     cfg = {**yaml.safe_load((CONF_DIR / "task" / "gsm8k.yaml").read_text()), "n_eval": n_items}
     task = tasks.build(cfg)
     data = task.load({"dir": str(test_data), "order": ["local"]})
-    native = greedy_generate(model, tok, [task.prompt(x) for x in data.eval], max_new_tokens, cfg["stop"],
+    native = generate_answers(model, tok, [task.prompt(x) for x in data.eval], max_new_tokens, cfg["stop"],
                              cfg["eval_batch_size"], CPU)
     lm, identity = lm_eval_backend.greedy_generations(
         model, tok, LmEvalTask("harness_gsm8k", "gsm8k/gsm8k.yaml", data.eval), cfg["stop"], max_new_tokens,

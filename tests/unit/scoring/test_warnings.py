@@ -27,7 +27,7 @@ import torch.utils._contextlib
 
 import harness
 import methods
-from harness.scoring.generation import greedy_generate
+from harness.scoring.generation import generate_answers
 from harness.scoring.loglik import choice_log_likelihoods
 from methods._core.base import BuildContext
 
@@ -122,11 +122,11 @@ def test_generation_and_loglik_raise_no_deprecation_from_our_calls(tiny_model):
         loaded = tiny_model()
         caches = _cache_arguments(loaded.model)
         for model in (loaded.model, _with_lora(tiny_model())):
-            greedy_generate(model, loaded.tokenizer, prompts, 8, ["\n"], batch_size=3, device=CPU)
+            generate_answers(model, loaded.tokenizer, prompts, 8, ["\n"], batch_size=3, device=CPU)
             choice_log_likelihoods(model, loaded.tokenizer, contexts, choices, batch_size=3, device=CPU)
         prompt_tuned = methods.build({"name": "prompt_tuning", "num_virtual_tokens": 4}).apply(
             tiny_model().model, BuildContext(loaded.tokenizer, loaded.tokenizer_path))
-        greedy_generate(prompt_tuned, loaded.tokenizer, prompts[:2], 4, [], batch_size=2, device=CPU)
+        generate_answers(prompt_tuned, loaded.tokenizer, prompts[:2], 4, [], batch_size=2, device=CPU)
     from_us = [f"{call_site(r)}: {r.category.__name__}: {r.message}" for r in raised if ours(r)]
     assert from_us == []
     assert any(c is not None for c in caches) and None in caches  # both cached and uncached passes ran
