@@ -5,7 +5,8 @@ global micro-batch.
 * Strategy (`train.strategy`): `ddp` replicates the model and averages gradients
   (DistributedDataParallel). `fsdp` shards parameters, gradients and optimizer state over the ranks
   (FSDP2's `fully_shard`, harness/distributed/sharded.py) and averages gradients too. `auto` is
-  DDP. A world of one has no strategy (`none`).
+  FSDP for full fine-tuning and for a base too large for one device, else DDP. A world of one has
+  no strategy (`none`).
 * Loss: one process's loss is the mean over the micro-batch's target tokens. Split over ranks, each
   rank sums its own targets' losses and divides by the target count of the whole global
   micro-batch (summed over ranks first), so the ranks' shares add up to that same mean however
@@ -32,10 +33,11 @@ from methods._core.base import Method
 STRATEGIES = ("auto", "ddp", "fsdp")
 
 
-def resolve_strategy(name: str, method: Method, world: World) -> str:
+def resolve_strategy(name: str, method: Method, world: World, too_large: str | None = None) -> str:
     """`train.strategy` as this run applies it; HarnessError for a method that cannot run over ranks.
     `auto`: FSDP for full fine-tuning (weights, gradients and optimizer state sharded: the one method
-    whose state grows with the model), DDP for the methods that train a small part of it."""
+    whose state grows with the model) and for a base too large for one device (`too_large` says why,
+    harness/models/footprint.py), DDP for the methods that train a small part of a base that fits."""
     if not world.distributed:
         return "none"
     if name == "none":
@@ -44,10 +46,15 @@ def resolve_strategy(name: str, method: Method, world: World) -> str:
     if method.distributed_refusal:
         raise HarnessError(f"method {method.name} cannot train over {world.size} processes: "
                            f"{method.distributed_refusal}; launch it as one process (python -m harness ...)")
+    sized = name == "auto" and method.family != "full" and too_large is not None
     if name == "auto":
-        name = "fsdp" if method.family == "full" else "ddp"
+        name = "fsdp" if method.family == "full" or too_large else "ddp"
     if name == "fsdp":
         if type(method).regularization is not Method.regularization:
+            if sized:
+                raise HarnessError(f"{too_large}, so train.strategy=auto shards it, and method {method.name} cannot be "
+                                   "sharded (its regularization reads the weights outside the forward pass); use "
+                                   "devices with more memory, or model.load_in_8bit=true")
             raise HarnessError(f"train.strategy=fsdp cannot shard method {method.name}: its regularization term reads "
                                "the trained weights outside the model's forward pass, where each rank holds only its "
                                "shard of them; use train.strategy=ddp (or auto)")

@@ -249,13 +249,18 @@ def _from_gguf_package(cfg: ModelSpec, dtype: torch.dtype) -> LoadedModel:
     return LoadedModel(model, tok, str(folder), {**meta, "note": cfg.note or ""})
 
 
-def _random_init(cfg: ModelSpec, configs_dir: Path) -> LoadedModel:
+def borrowed_tokenizer(cfg: ModelSpec, configs_dir: Path) -> tuple[PreTrainedTokenizerBase, str]:
+    """A `random_init` model's tokenizer (that of `model.tokenizer_from`) and the path it loads from."""
     tok_model = _model_config(cfg.tokenizer_from, configs_dir)
     if tok_model.source == "gguf_package":
         tok_path = str(converted_gguf_dir(tok_model)[0])
     else:
         tok_path = tok_model.hub_id
-    tok = _finish_tokenizer(AutoTokenizer.from_pretrained(tok_path))
+    return _finish_tokenizer(AutoTokenizer.from_pretrained(tok_path)), tok_path
+
+
+def _random_init(cfg: ModelSpec, configs_dir: Path) -> LoadedModel:
+    tok, tok_path = borrowed_tokenizer(cfg, configs_dir)
     config = random_init_config(cfg, tok)
     devices = []  # fork_rng needs no CUDA devices: init happens on CPU
     with torch.random.fork_rng(devices=devices):

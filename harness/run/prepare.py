@@ -29,7 +29,7 @@ from harness.core.memo import memoized
 from harness.core.paths import CONF_DIR
 from harness.distributed.parallel import resolve_strategy
 from harness.distributed.world import World
-from harness.models import encoder_rules
+from harness.models import encoder_rules, footprint
 from harness.models.loading import ENCODER, check_8bit, check_available
 from harness.models.precision import Precision, resolve_dtype, slower_half_notice
 from harness.probes.composite import Probes, build_probes
@@ -107,7 +107,11 @@ def prepare(cfg: Mapping[str, Any]) -> Prepared:
     method = methods.build(plan.applied(composed)["method"])
     if run.train.gradient_checkpointing and (refused := activation_checkpointing.refusal(method)):
         raise refused
-    plan.decide("train.strategy", resolve_strategy(run.train.strategy, method, world))  # `none` for one process
+    too_large = None
+    if world.distributed and run.train.strategy == "auto":  # a base too large for one device is sharded
+        too_large = footprint.too_large_for_one_device(run.model, plan.changes["model.dtype"], device, world.local_rank,
+                                                      CONF_DIR)
+    plan.decide("train.strategy", resolve_strategy(run.train.strategy, method, world, too_large))  # `none` for one process
     check_packing(run.train.packing, method, run.model.model_kind, run.model.name)
     config = plan.applied(composed)
     run = RunConfig.of(config)
