@@ -26,6 +26,7 @@ def main() -> int:
             if skip_done.all_finished(jobs):  # a rerun of a finished sweep: nothing to launch
                 skip_done.report_all_finished(jobs)
                 return 0
+            skip_done.launch_only_unfinished(jobs, preflight.SWEEP_JOBS_ENV)  # a partial rerun launches the rest
         app.run()
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)

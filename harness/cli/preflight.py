@@ -130,7 +130,7 @@ def plan(overrides: Sequence[str]) -> list[PlannedJob]:
             run = prepared.run
             check_wandb(run.wandb)
             label = run_label(prepared.method.name, run.model.name, prepared.data.name, prepared.budget.name, run.seed)
-            planned.append(PlannedJob(label, prepared.run_id, run.results_dir, run.force, run.sweep_name))
+            planned.append(PlannedJob(label, prepared.run_id, run.results_dir, run.force, run.sweep_name, tuple(job)))
     # Launchers that run jobs side by side start them with this environment: each job sizes its
     # share of the CPU cores from it (harness.cli.app).
     os.environ[SWEEP_JOBS_ENV] = str(len(jobs))

@@ -71,6 +71,19 @@ def test_rerun_skips_finished_runs(smoke_sweep, test_data):
     assert len(runs) == 2
 
 
+def test_a_partial_rerun_launches_only_the_unfinished_jobs(smoke_sweep, test_data, tmp_path):
+    results, _ = smoke_sweep
+    proc = run_cli([*SMOKE, "method=lora", "seed=0,1"], results, {"HARNESS_DATA_DIR": str(test_data)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count(" skip] ") == 1 and "[sweep 1/2 skip] lora " in proc.stdout  # printed by the preflight
+    assert "1 of 2 runs already finished: launching the other 1" in proc.stdout
+    assert "[sweep 1/1 start] lora tiny-random-llama gsm8k smoke seed=1" in proc.stdout
+    sweep = max((results / "sweeps" / "smoke").iterdir(), key=lambda p: p.stat().st_mtime)
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0"]  # one job launched, not two
+    runs, _, _ = ResultStore(results).read()
+    assert len(runs) == 3 and runs["run_id"].is_unique
+
+
 def test_output_location_does_not_change_run_id(smoke_sweep, test_data, tmp_path):
     results, _ = smoke_sweep
     proc = run_cli(["+sweep=smoke", "method=lora"], tmp_path / "elsewhere", {"HARNESS_DATA_DIR": str(test_data)})
