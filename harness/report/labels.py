@@ -7,6 +7,7 @@ import pandas as pd
 LABELS = {
     "exact_match_flexible": "Exact match, flexible (fraction of items)",
     "exact_match_strict": "Exact match, strict (fraction of items)",
+    "exact_match_answer_is": "Exact match, answer after 'The answer is' (fraction of items)",
     "answer_ce": "Answer cross-entropy (nats/token)",
     "forgetting_ce_delta": "Forgetting: Δ general-text CE (nats/token)",
     "forgetting_kl": "Forgetting: KL drift from base (nats/token)",

@@ -12,6 +12,11 @@ lm-eval's `--limit n_eval` takes). Sources, tried in `data.order`:
 Metrics (all per item, averaged):
 * exact_match_strict: the number after `#### ` equals the reference (lm-eval's "strict-match");
 * exact_match_flexible: the last number in the output equals the reference ("flexible-extract");
+* exact_match_answer_is: the answer after the first of "The answer is: ", "The answer is ",
+  "The final answer is: ", "The final answer is ", "#### " found in the output (its last
+  occurrence; the rest of that line, trailing " .!?$%" dropped) equals the reference, as numbers
+  where both read as one (a fraction a/b too), else as text: HF PEFT's MetaMathQA benchmark rule
+  (method_comparison/MetaMathQA/utils.py, parse_answer and get_accuracy);
 * answer_ce: teacher-forced cross-entropy (nats/token) of the reference solution given the prompt.
 
 k-shot (`n_shots` > 0): `n_shots` solved train items, drawn once with `shot_seed` (the same shots
@@ -25,6 +30,7 @@ import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from harness.config.checks import option
@@ -41,6 +47,7 @@ from harness.tasks.base import EvalContext, GeneratedAnswerConfig, Task, TaskDat
 from harness.tasks.prompting import render
 
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
+ANSWER_IS_MARKS = ("The answer is: ", "The answer is ", "The final answer is: ", "The final answer is ", "#### ")
 FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 METRIC_VERSION = "v1"
 
@@ -61,6 +68,38 @@ def extract_strict(output: str) -> str | None:
 def extract_flexible(output: str) -> str | None:
     found = [a or b for a, b in FLEXIBLE.findall(output)]
     return normalize_number(found[-1]) if found else None
+
+
+def extract_answer_is(output: str) -> str | None:
+    """The answer after the first mark of ANSWER_IS_MARKS the output holds (None: it holds none)."""
+    text = output.strip().rstrip(".!?")
+    mark = next((m for m in ANSWER_IS_MARKS if m in text), None)
+    if mark is None:
+        return None
+    return text.rpartition(mark)[2].strip().split("\n", 1)[0].strip(" .!?$%")
+
+
+def _as_number(text: str | None) -> float | None:
+    """`text` as a number (an integer, a decimal or a fraction a/b), else None."""
+    if text is None:
+        return None
+    numerator, slash, denominator = text.strip().partition("/")
+    try:
+        value = Decimal(numerator.strip()) / Decimal(denominator.strip()) if slash else Decimal(text.strip())
+    except (InvalidOperation, ArithmeticError):
+        return None
+    return float(value)
+
+
+def answer_is_correct(output: str, solution: str) -> bool:
+    """exact_match_answer_is for one item: the output's answer equals the reference solution's."""
+    predicted, reference = extract_answer_is(output), extract_answer_is(solution)
+    if predicted is None or reference is None:
+        return False
+    predicted_number, reference_number = _as_number(predicted), _as_number(reference)
+    if predicted_number is not None and reference_number is not None:
+        return predicted_number == reference_number
+    return predicted_number is None and reference_number is None and predicted == reference
 
 
 def _local_loader(data_dir: str | None, subdir: str, split: str):
@@ -167,6 +206,7 @@ class GSM8K(Task):
         refs = [reference_answer(x["answer"]) for x in items]
         strict = [float(extract_strict(o) == r) for o, r in zip(outputs, refs)]
         flexible = [float(extract_flexible(o) == r) for o, r in zip(outputs, refs)]
+        answer_is = [float(answer_is_correct(o, x["answer"])) for o, x in zip(outputs, items)]
         ce = target_cross_entropy(
             ctx.model, ctx.tokenizer, [(self.prompt(x), " " + x["answer"]) for x in items], c.score_batch_size, ctx.max_len,
             ctx.device,
@@ -176,6 +216,7 @@ class GSM8K(Task):
         for metric, values, higher in (
             ("exact_match_strict", strict, True),
             ("exact_match_flexible", flexible, True),
+            ("exact_match_answer_is", answer_is, True),
             ("answer_ce", per_item_ce, False),
         ):
             mean, se = mean_and_stderr(values)

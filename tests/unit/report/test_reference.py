@@ -218,7 +218,7 @@ def test_published_costs_next_to_a_real_smoke_sweep(smoke_results, tmp_path):
     proc = _report_cli(smoke_results, tmp_path, "peft_metamathqa")
     table = pd.read_csv(tmp_path / "reference_peft_metamathqa.csv", keep_default_na=False)
     lora = table[(table["method"] == "lora") & (table["verdict"] != "not run")].set_index("metric")
-    assert set(lora.index) == {"exact_match_flexible", "peak_mem_bytes", "train_time_s", "adapter_bytes"}
+    assert set(lora.index) == {"exact_match_answer_is", "peak_mem_bytes", "train_time_s", "adapter_bytes"}
     for metric in ("peak_mem_bytes", "train_time_s"):  # measured on this CPU, published on an L40S
         assert lora.loc[metric, "verdict"] == "not comparable" and lora.loc[metric, "band"] == ""
         assert "published 1x NVIDIA L40S" in lora.loc[metric, "differences"]

@@ -47,7 +47,7 @@ def _damage(ref_dir, line: int, **columns: str) -> None:
 
 def test_version_spread_loads_in_the_row_s_unit_and_is_empty_where_a_source_has_none(ref_dir):
     peft = load_reference("peft", ref_dir)
-    lora = peft[(peft["method"] == "lora") & (peft["metric"] == "exact_match_flexible")].iloc[0]
+    lora = peft[(peft["method"] == "lora") & (peft["metric"] == "exact_match_answer_is")].iloc[0]
     assert lora["version_spread"] == pytest.approx(0.00529078) and lora["unit"] == "fraction"
     assert load_reference("sorsa", ref_dir)["version_spread"].isna().all()
 
@@ -79,7 +79,7 @@ def test_a_file_size_needs_no_hardware_and_a_cost_may_exceed_one(ref_dir):
 
 # --- the band: widened by version_spread, exactly as documented ----------------------------------------
 
-def _ours(value: float, stderr: float, model: str = "llama-3.2-3b", metric: str = "exact_match_flexible",
+def _ours(value: float, stderr: float, model: str = "llama-3.2-3b", metric: str = "exact_match_answer_is",
           hardware: str = L40S, method: str = "lora", seed: int = 0) -> tuple:
     return (f"r{seed}{hardware}", method, "metamathqa_gsm8k", metric, value, stderr, "metamathqa_gsm8k", model, "b", "",
             hardware)
@@ -93,7 +93,7 @@ def _values(rows: list[tuple]) -> pd.DataFrame:
 @pytest.mark.parametrize("sign", [1, -1])
 def test_the_version_spread_turns_a_verdict_exactly_at_the_boundary(ref_dir, sign):
     reference = load_reference("peft", ref_dir)
-    row = reference[(reference["method"] == "lora") & (reference["metric"] == "exact_match_flexible")]
+    row = reference[(reference["method"] == "lora") & (reference["metric"] == "exact_match_answer_is")]
     p, n, e, confidence = row["published"].iloc[0], 1319, 0.01, 0.95
     z = stats.norm.ppf(0.5 + confidence / 2)
     se_pub = math.sqrt(p * (1 - p) / n)
@@ -119,7 +119,7 @@ def test_the_version_spread_turns_a_verdict_exactly_at_the_boundary(ref_dir, sig
 def test_a_percent_version_spread_widens_in_fractions(ref_dir):
     sorsa = load_reference("sorsa", ref_dir)
     lora = sorsa[(sorsa["method"] == "lora") & (sorsa["model"] == "llama-2-7b") & (sorsa["task"] == "metamathqa_gsm8k")]
-    ours = _values([_ours(0.38, 0.01, model="llama-2-7b")])
+    ours = _values([_ours(0.38, 0.01, model="llama-2-7b", metric="exact_match_flexible")])
     plain = compare(lora, ours).iloc[0]
     drift = compare(lora.assign(version_spread=3.0), ours).iloc[0]  # 3 percentage points
     z = stats.norm.ppf(0.975)
@@ -162,12 +162,12 @@ def test_our_cost_columns_are_read_from_the_runs_table_per_machine(tmp_path):
                      "budget": "peft_5000steps", "seed": seed, "config_json": json.dumps({"seed": seed}), "data_json": "{}",
                      "train_time_s": seconds, "peak_mem_bytes": 2 * 10**10, "adapter_bytes": 36715216,
                      "hardware_json": _hardware_json(gpu)},
-                    [{"task": "metamathqa_gsm8k", "metric": "exact_match_flexible", "value": 0.47 + seed / 100, "stderr": 0.0137,
+                    [{"task": "metamathqa_gsm8k", "metric": "exact_match_answer_is", "value": 0.47 + seed / 100, "stderr": 0.0137,
                       "n": 1319, "higher_is_better": True, "metric_version": "v1", "step": None}])
     values = our_values(tmp_path, load_results(tmp_path))
-    assert set(values["metric"]) == {"exact_match_flexible", *COST_METRICS}
+    assert set(values["metric"]) == {"exact_match_answer_is", *COST_METRICS}
     table = compare(load_reference("peft_metamathqa").query("method == 'lora'"), values).set_index(["metric", "verdict"])
-    assert table.loc[("exact_match_flexible", "within noise"), "n_seeds"] == 3  # quality pools the machines
+    assert table.loc[("exact_match_answer_is", "within noise"), "n_seeds"] == 3  # quality pools the machines
     assert table.loc[("train_time_s", "within noise"), "ours"] == pytest.approx(950.0)
     assert table.loc[("train_time_s", "not comparable"), "ours"] == 400.0
     assert table.loc[("peak_mem_bytes", "below"), "n_seeds"] == 2  # 20.0 GB allocated vs 22.3 GB reserved, drift 8 MB
@@ -191,11 +191,11 @@ def test_every_method_is_registered_and_has_its_protocol_arm(peft):
     arms = {p.stem for p in (CONF_DIR / "leaderboard" / "arms" / "peft_metamathqa").glob("*.yaml")}
     assert set(peft["method"]) == arms
     per_method = peft.groupby("method")["metric"].agg(sorted)
-    assert all(m == sorted(["exact_match_flexible", *COST_METRICS]) for m in per_method) and len(peft) == 4 * len(arms)
+    assert all(m == sorted(["exact_match_answer_is", *COST_METRICS]) for m in per_method) and len(peft) == 4 * len(arms)
 
 
 def test_values_are_the_july_2026_re_run(peft, reruns):
-    accuracy = peft[peft["metric"] == "exact_match_flexible"].set_index("method")["published"]
+    accuracy = peft[peft["metric"] == "exact_match_answer_is"].set_index("method")["published"]
     # the moves the issue names: LoRA r32 0.4822 -> 0.4784, full FT 0.5004 -> 0.4716, IA3 0.3450 -> 0.3108
     assert accuracy[["lora", "full", "ia3"]].round(4).tolist() == [0.4784, 0.4716, 0.3108]
     july = reruns[reruns["commit"] == JULY_2026].set_index("published_method")
@@ -222,6 +222,6 @@ def test_version_spread_is_the_std_of_the_source_s_own_re_runs(peft, reruns):
         else:  # bytes rounded to whole bytes, seconds to tenths
             assert row.version_spread == pytest.approx(spread, abs=0.05 if row.unit == "seconds" else 0.5)
         assert re.search(rf"std of the {len(runs)} runs", row.notes)
-    accuracy = peft[peft["metric"] == "exact_match_flexible"]
+    accuracy = peft[peft["metric"] == "exact_match_answer_is"]
     binomial = (accuracy["published"] * (1 - accuracy["published"]) / accuracy["n_eval_items"]) ** 0.5
     assert (accuracy["version_spread"] > binomial).any()  # prefix tuning drifts by more than its binomial error

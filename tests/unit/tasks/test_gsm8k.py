@@ -11,6 +11,8 @@ from harness.core.errors import HarnessError
 from harness.core.paths import CONF_DIR
 from harness.tasks.gsm8k import (
     GSM8K,
+    answer_is_correct,
+    extract_answer_is,
     extract_flexible,
     extract_strict,
     reference_answer,
@@ -25,6 +27,7 @@ def test_reference_solutions_extract_to_their_answer(test_data):
         ref = reference_answer(item["answer"])
         assert extract_strict(item["answer"]) == ref
         assert extract_flexible(item["answer"]) == ref
+        assert answer_is_correct(item["answer"], item["answer"])  # every reference reads as itself
 
 
 @pytest.mark.parametrize("output,strict,flexible", [
@@ -37,6 +40,27 @@ def test_reference_solutions_extract_to_their_answer(test_data):
 def test_extraction(output, strict, flexible):
     assert extract_strict(output) == strict
     assert extract_flexible(output) == flexible
+
+
+@pytest.mark.parametrize("output,answer", [
+    ("the dot product is $4^2 = \\boxed{16}$.The answer is: 16", "16"),  # PEFT's parse_answer docstring
+    ("The answer is 18.\n\nQuestion: next one? The answer is 3", "3"),  # the mark's last occurrence
+    ("Sum it up. The final answer is: $1,234.", "1,234"),  # "The answer is" absent: the next mark; $ and . dropped
+    ("He keeps 50% of it.\n#### 50%", "50"),
+    ("no mark at all: 42", None),
+])
+def test_answer_is_reads_the_text_after_the_first_mark_found(output, answer):
+    assert extract_answer_is(output) == answer
+
+
+def test_answer_is_compares_numbers_as_numbers_and_the_rest_as_text():
+    assert answer_is_correct("The answer is: 16.", "so #### 16")
+    assert answer_is_correct("The answer is 20/35", "#### 0.5714285714285714")  # PEFT: fractions as decimals
+    assert answer_is_correct("The answer is: 7.0", "#### 7")
+    assert not answer_is_correct("The answer is: 1,000", "#### 1000")  # PEFT's rule reads 1,000 as text
+    assert not answer_is_correct("The answer is: 15", "#### 16")
+    assert not answer_is_correct("16", "#### 16")  # no mark, no answer
+    assert answer_is_correct("The answer is: x+1", "The answer is: x+1") and not answer_is_correct("The answer is: x", "#### 3")
 
 
 def train_lines(data_dir) -> int:
