@@ -27,6 +27,7 @@ LEGACY_VALUES = {
     ("train", "warmup_steps"): None,  # warm-up from warmup_ratio
     ("train", "lr_schedule"): "cosine",
     ("train", "loss_on_prompt"): False,
+    ("train", "encoding"): "separate",
     ("train", "select_best"): False,
     ("train", "loss_scaling"): "none",
     ("task", "train_prompt_template"): None,  # training text from the task's prompt_template

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from harness.config.checks import DATA_SOURCES, Rule, first_problem, option, rules_of
 from harness.core.errors import HarnessError
 from harness.models.spec import ModelSpec
+from harness.train.encoding import ENCODINGS
 
 
 def _build(cls: type, values: Any, group: str) -> Any:
@@ -58,6 +59,10 @@ class TrainConfig:
     """Optimizer steps of linear lr warm-up, as a count (HF Trainer's `warmup_steps`); null: `warmup_ratio` decides."""
     lr_schedule: str = option("text", choices=("cosine", "linear"))
     """The lr decay after warm-up, over the planned steps: cosine, or linear to 0 (HF Trainer's default)."""
+    encoding: str = option("text", choices=ENCODINGS)
+    """How a training pair becomes tokens: separate (prompt and target encoded apart, the prompt cut from
+    the left, EOS always appended) | joint (prompt + target as one text cut from the right at
+    `max_seq_len`, EOS appended when shorter: alpaca-lora's and LLM-Adapters' `tokenize`)."""
     loss_on_prompt: bool = option("bool")
     """Train on the prompt's tokens too, not only the target's (alpaca-lora's `train_on_inputs`); validation
     and evaluation losses stay on the target."""

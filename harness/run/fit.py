@@ -32,7 +32,7 @@ from harness.run.tracking import Tracker
 from harness.store.record import RunRecord
 from harness.train import checkpoint
 from harness.train.batching import batch_stream, without_kv_cache
-from harness.train.encoding import collate, encode_pairs
+from harness.train.encoding import collate, encode_joint, encode_pairs
 from harness.train.loop import StepOptions, TrainResult, train
 from harness.train.ready import ready_to_train
 from methods._core.base import BuildContext
@@ -172,11 +172,15 @@ def _training_set(p: Prepared, loaded: LoadedModel) -> tuple[list, Callable]:
         return p.task.examples(tok, p.data.train, max_len, cache_root), classifier.collate
 
     on_prompt = p.run.train.loss_on_prompt  # labels on the prompt's tokens too (train.loss_on_prompt)
+    joint = p.run.train.encoding == "joint"  # one text cut from the right, as alpaca-lora (train.encoding)
 
     def encode(pairs):
+        if joint:
+            return encode_joint(tok, pairs, max_len, on_prompt)
         encoded = encode_pairs(tok, pairs, max_len, on_prompt)
         return [(ids + [tok.eos_token_id], labels + [tok.eos_token_id]) for ids, labels in encoded]
 
     pairs = [p.task.training_pair(x) for x in p.data.train]
-    key = {"max_len": max_len, "append": "eos", **({"loss_on_prompt": True} if on_prompt else {})}  # old cache keys kept
+    key = {"max_len": max_len, "append": "eos", **({"loss_on_prompt": True} if on_prompt else {}),
+           **({"encoding": "joint"} if joint else {})}  # old cache keys kept
     return tokenized(cache_root, tok, pairs, key, encode), collate

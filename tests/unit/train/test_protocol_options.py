@@ -18,7 +18,7 @@ from harness.config.run_config import RunConfig
 from harness.core.errors import HarnessError
 from harness.run.fit import _training_set
 from harness.run.prepare import prepare
-from harness.train.encoding import IGNORE, collate, encode_pairs
+from harness.train.encoding import IGNORE, collate, encode_joint, encode_pairs
 from harness.train.loop import StepOptions
 
 TINY = ["model=tiny-random-llama", "budget=smoke", "forgetting.probes=[]", "forgetting.target_gain=false"]
@@ -63,6 +63,31 @@ def test_loss_on_prompt_still_cuts_the_prompt_first(tiny_model):
     [(ids, labels)] = encode_pairs(tok, [("a long prompt " * 20, " the target")], 12, loss_on_prompt=True)
     target = tok(" the target", add_special_tokens=False)["input_ids"]
     assert len(ids) == 12 and ids[-len(target):] == target and labels == ids
+
+
+# --- train.encoding ---------------------------------------------------------------------------------
+
+def test_joint_encoding_is_one_text_cut_from_the_right_with_eos_when_shorter(tiny_model):
+    tok = tiny_model().tokenizer
+    prompt, target = "Below is an instruction.\n### Response:\n", "The answer is 7"
+    [(ids, labels)] = encode_joint(tok, [(prompt, target)], 256)
+    full = tok(prompt + target, add_special_tokens=True)["input_ids"]
+    n_prompt = len(tok(prompt, add_special_tokens=True)["input_ids"])
+    assert ids == full + [tok.eos_token_id]  # one text, EOS appended (it is shorter than 256)
+    assert labels == [IGNORE] * n_prompt + ids[n_prompt:]
+    [(cut, cut_labels)] = encode_joint(tok, [(prompt * 30, target)], 16, loss_on_prompt=True)
+    assert cut == tok(prompt * 30 + target, add_special_tokens=True)["input_ids"][:16] and cut_labels == cut  # no EOS
+    [(_, masked)] = encode_joint(tok, [(prompt * 30, target)], 16)
+    assert masked == [IGNORE] * 16  # the prompt fills the cut: nothing left to learn, as in alpaca-lora
+
+
+def test_joint_encoding_reaches_the_training_set(tiny_model, test_data, tmp_path):
+    loaded = tiny_model()
+    separate, _ = _training_set(_prepared(test_data, tmp_path), loaded)
+    joint, _ = _training_set(_prepared(test_data, tmp_path, "train.encoding=joint"), loaded)  # same cache folder
+    assert len(joint) == len(separate) and joint != separate
+    assert all(len(ids) <= 256 for ids, _ in joint) and all(ids[-1] == loaded.tokenizer.eos_token_id for ids, _ in joint
+                                                            if len(ids) < 256)
 
 
 # --- train.warmup_steps and train.lr_schedule --------------------------------------------------------
@@ -129,11 +154,13 @@ def test_the_new_options_at_their_defaults_keep_run_ids_and_change_them_when_set
         return prepare(_compose(*PISSA_SMOKE, *data, *overrides)).run_id
 
     assert run_id("train.loss_on_prompt=false", "train.warmup_steps=null", "train.lr_schedule=cosine",
-                  "train.select_best=false", "model.load_in_8bit=false", "task.train_prompt_template=null") == PINNED
+                  "train.select_best=false", "model.load_in_8bit=false", "task.train_prompt_template=null",
+                  "train.encoding=separate", "task.num_beams=1") == PINNED
     changed = {run_id(o) for o in ("train.loss_on_prompt=true", "train.warmup_steps=5", "train.lr_schedule=linear",
-                                   "task.train_prompt_template='Q: {question} A:'")}
+                                   "task.train_prompt_template='Q: {question} A:'", "train.encoding=joint",
+                                   "task.num_beams=4")}
     changed.add(run_id("train.eval_every=2", "train.val_items=8", "train.select_best=true"))
-    assert len(changed) == 5 and PINNED not in changed
+    assert len(changed) == 7 and PINNED not in changed
     config = OmegaConf.to_container(_compose(*PISSA_SMOKE, "model.load_in_8bit=true"), resolve=True)
     config["model"]["dtype"] = "fp32"  # as prepare resolves `auto` on a CPU
     assert experiment_of(config)["model"]["load_in_8bit"] is True  # refused on CPU, so checked in the identity
