@@ -64,7 +64,8 @@ def test_sigkilled_sweep_resumes_with_each_run_once(tmp_path, test_data, kill_at
 
     resumed = run_cli(SWEEP, tmp_path, env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert resumed.stdout.count(" skip] ") == 1 and len(re.findall(r"^\[sweep \d/2 done ", resumed.stdout, re.M)) == 1
+    assert resumed.stdout.count(" skip] ") == 1 and "1 of 2 runs already finished: launching the other 1" in resumed.stdout
+    assert len(re.findall(r"^\[sweep 1/1 done ", resumed.stdout, re.M)) == 1  # only the unfinished job launched
     _check_each_run_once(tmp_path, n_finished=2)
     assert len(list((tmp_path / "runs").glob("*.parquet"))) == 2
 
