@@ -87,7 +87,7 @@ def test_target_gain_pairs_items_and_is_zero_without_training(test_data, tmp_pat
     ctx = EvalContext(loaded.model, loaded.tokenizer, CPU, 256)
     metrics = task.evaluate(ctx, data)
     rows = {m.metric: m for m in gain.measure(metrics, ctx.samples)}
-    assert set(rows) == {"gain_exact_match_strict", "gain_exact_match_flexible", "gain_answer_ce"}
+    assert set(rows) == {"gain_exact_match_strict", "gain_exact_match_flexible", "gain_exact_match_answer_is", "gain_answer_ce"}
     for m in rows.values():
         assert m.task == "gsm8k" and m.n == 3 and abs(m.value) < 1e-6 and VERSIONED.match(m.version)
     assert rows["gain_answer_ce"].version == "gain/v1+gsm8k/answer_ce/v1" and not rows["gain_answer_ce"].higher_is_better
