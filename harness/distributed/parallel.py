@@ -37,7 +37,7 @@ def resolve_strategy(name: str, method: Method, world: World, too_large: str | N
     """`train.strategy` as this run applies it; HarnessError for a method that cannot run over ranks.
     `auto`: FSDP for full fine-tuning (weights, gradients and optimizer state sharded: the one method
     whose state grows with the model) and for a base too large for one device (`too_large` says why,
-    harness/models/footprint.py), DDP for the methods that train a small part of a base that fits."""
+    harness/models/size.py), DDP for the methods that train a small part of a base that fits."""
     if not world.distributed:
         return "none"
     if name == "none":
@@ -65,8 +65,9 @@ def resolve_strategy(name: str, method: Method, world: World, too_large: str | N
 class Parallel:
     """The ranks' side of a training step; a world of one is the plain single-process step."""
 
-    def __init__(self, world: World = World(), strategy: str = "none"):
+    def __init__(self, world: World = World(), strategy: str = "none", from_main: bool = False):
         self.world, self.strategy = world, strategy
+        self.from_main = from_main  # fsdp: only rank 0 holds the weights (sharded.rank0_loads_only)
         self.forward: nn.Module | None = None
         self.skeleton: sharded.Skeleton | None = None  # fsdp: rank 0's unsharded copy-to-be, for evaluation
         self.device = torch.device("cpu")
@@ -80,7 +81,7 @@ class Parallel:
             self.forward = DistributedDataParallel(model, device_ids=ids)
         elif self.strategy == "fsdp":
             self.skeleton = sharded.Skeleton(model) if self.world.main else None
-            sharded.shard(model, device, self.world)
+            (sharded.shard_from_main if self.from_main else sharded.shard)(model, device, self.world)
             self.forward = model
         else:
             self.forward = model

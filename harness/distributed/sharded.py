@@ -13,6 +13,11 @@ Only glue lives here; the sharding, the collectives and the state dicts are torc
 * State: in-run checkpoints and the model evaluated after training hold full (unsharded) tensors,
   gathered to rank 0 on the CPU (`full_trainable_state`, `full_optimizer_state`) and scattered back
   into the shards of every rank on resume (`load_full_trainable_state`, `load_full_optimizer_state`).
+* Loading: only rank 0 reads the base weights (`rank0_loads_only`): the other ranks build the
+  model from its config on the meta device and apply the method alike; after sharding they
+  allocate their shards and rank 0 broadcasts its whole state into them (`shard_from_main`), so a
+  13B base is held whole by one process, not by every rank. Methods with a calibration pass
+  (CorDA, LoRA-GA) run it on every rank's whole model, so there every rank loads it.
 * Evaluation runs on rank 0 alone, on a plain model: before sharding rank 0 keeps a skeleton of the
   model, its parameters on the meta device (`Skeleton`); after training every rank takes part in
   gathering the full state, which rank 0 loads into the skeleton. The sharded model is not used
@@ -24,6 +29,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
@@ -37,6 +43,7 @@ from torch.distributed.fsdp import FSDPModule, fully_shard
 
 from harness.core.errors import RunFailed
 from harness.distributed.world import World
+from harness.models.spec import CAUSAL, ModelSpec
 
 _GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
 _GATHER_ALL = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -66,6 +73,40 @@ def shard(model: nn.Module, device: torch.device, world: World) -> None:
     for block in blocks(model):
         fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh)
+
+
+def rank0_loads_only(strategy: str, model: ModelSpec, needs_calibration: bool) -> bool:
+    """Whether only rank 0 reads the base weights: under fsdp, for a causal LM in floating point whose
+    method needs no calibration pass (its other ranks build the model on the meta device, and
+    `shard_from_main` gives them rank 0's weights once sharded)."""
+    return strategy == "fsdp" and model.model_kind == CAUSAL and not model.load_in_8bit and not needs_calibration
+
+
+def shard_from_main(model: nn.Module, device: torch.device, world: World) -> None:
+    """Shard `model` as `shard` does, where only rank 0 holds weights (the others built it on the meta
+    device, the method applied alike): the others allocate their shards, rank 0 broadcasts its whole
+    state into every rank's shards, and its buffers whole (those outside the state dict, such as
+    rotary frequencies, included). Every rank then holds exactly what `shard` would have given it."""
+    full = _unaliased_state(model) if world.main else {}  # rank 0's whole tensors, before sharding replaces them
+    shard(model, device, world)
+    if not world.main:
+        model.to_empty(device=device)
+    set_model_state_dict(model, full, options=_SCATTER)
+    del full
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
+def _unaliased_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict, each tensor under one name only: a module registered twice (PEFT's prompt
+    learning keeps the input embeddings as `word_embeddings` too) would be loaded twice, once
+    into a tensor already sharded."""
+    state, seen = {}, set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            state[name] = tensor.detach()
+    return state
 
 
 def is_sharded(model: nn.Module) -> bool:

@@ -86,6 +86,26 @@ def load_model(cfg: Mapping[str, Any] | ModelSpec, configs_dir: Path, head_seed:
     return loaded
 
 
+def load_empty(cfg: Mapping[str, Any] | ModelSpec, configs_dir: Path, dtype: str = "fp32") -> LoadedModel:
+    """A causal LM's structure without its weights (every parameter and buffer on the meta device),
+    built from its config, with its tokenizer: what a rank other than 0 builds under
+    train.strategy=fsdp, rank 0 broadcasting the weights once the model is sharded
+    (harness/distributed/sharded.py), so that no rank but 0 ever holds the whole base."""
+    cfg = ModelSpec.of(cfg)
+    if cfg.source == "random_init":
+        tok, where = borrowed_tokenizer(cfg, configs_dir)
+        config = random_init_config(cfg, tok)
+    else:
+        kwargs: dict[str, Any] = {"revision": cfg.revision or "main"} if cfg.source == "hub" else {}
+        where = {"hub": lambda: cfg.hub_id, "package": lambda: str(package_model_dir(cfg)),
+                 "gguf_package": lambda: str(converted_gguf_dir(cfg)[0])}[cfg.source]()
+        config = AutoConfig.from_pretrained(where, **kwargs)
+        tok = _finish_tokenizer(AutoTokenizer.from_pretrained(where, **kwargs))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype])
+    return LoadedModel(model, tok, str(where), {"name": cfg.name, "weights": "from rank 0"})
+
+
 def check_8bit(cfg: ModelSpec, device: torch.device, merge_adapters: bool) -> None:
     """HarnessError in one line when `model.load_in_8bit` cannot run here: it needs a causal LM, a
     CUDA device and bitsandbytes, and adapters that stay unmerged (`eval.merge_adapters=false`)."""

@@ -20,10 +20,11 @@ from harness.core.cache import tokenized
 from harness.core.faults import fault_point
 from harness.core.hashing import canonical_json
 from harness.costs.footprint import PeakMemory
+from harness.distributed import sharded
 from harness.distributed.parallel import Parallel
 from harness.models import classifier
 from harness.core.paths import CONF_DIR
-from harness.models.loading import ENCODER, LoadedModel, load_model, quantize_8bit
+from harness.models.loading import ENCODER, LoadedModel, load_empty, load_model, quantize_8bit
 from harness.run import lr_search
 from harness.run.calibration import text_batches
 from harness.run.heldout import BestState, Curve, val_loss
@@ -69,8 +70,12 @@ def set_up(p: Prepared, device: torch.device, record: RunRecord) -> Setup:
     train_cfg = p.run.train
     param_budget.release_models()  # the solver's copy of the base model must not count in this run's memory
     torch.manual_seed(p.run.seed)
-    loaded = load_model(p.run.model, CONF_DIR, head_seed=train_cfg.init_seed, dtype=p.precision.name)
-    model = loaded.model.to(device)
+    if _rank0_loads_only(p) and not p.world.main:  # its weights come from rank 0 once sharded
+        loaded = load_empty(p.run.model, CONF_DIR, dtype=p.precision.name)
+        model = loaded.model
+    else:
+        loaded = load_model(p.run.model, CONF_DIR, head_seed=train_cfg.init_seed, dtype=p.precision.name)
+        model = loaded.model.to(device)
     record.model_json = canonical_json(loaded.identity)
     if p.world.main:  # the other ranks only train
         with p.precision.autocast():
@@ -114,7 +119,7 @@ def _fit(p: Prepared, s: Setup, fit_lr: float, method: methods._core.base.Method
     if p.run.model.load_in_8bit:  # after apply: every method wraps plain linear layers (harness/models/loading.py)
         quantize_8bit(model, device)
     ready_to_train(model, method, train_cfg.gradient_checkpointing)
-    parallel = Parallel(p.world, train_cfg.strategy)
+    parallel = Parallel(p.world, train_cfg.strategy, from_main=_rank0_loads_only(p))
     parallel.wrap(model, device)
     score_batch = p.task.loss_batch_size()
 
@@ -160,6 +165,10 @@ def _fit(p: Prepared, s: Setup, fit_lr: float, method: methods._core.base.Method
               f"(val_loss {curve.best.loss:.4f})", file=sys.stderr)
     model = parallel.unwrapped(model)  # fsdp: every rank gathers the whole model, rank 0 evaluates it unsharded
     return Fitted(method, model, result, peak, curve, calibration_time_s, saved.resumed_step if saved else 0)
+
+
+def _rank0_loads_only(p: Prepared) -> bool:
+    return sharded.rank0_loads_only(p.run.train.strategy, p.run.model, p.method.needs_calibration)
 
 
 def _training_set(p: Prepared, loaded: LoadedModel) -> tuple[list, Callable]:

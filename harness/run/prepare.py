@@ -29,7 +29,7 @@ from harness.core.memo import memoized
 from harness.core.paths import CONF_DIR
 from harness.distributed.parallel import resolve_strategy
 from harness.distributed.world import World
-from harness.models import encoder_rules, footprint
+from harness.models import encoder_rules, size
 from harness.models.loading import ENCODER, check_8bit, check_available
 from harness.models.precision import Precision, resolve_dtype, slower_half_notice
 from harness.probes.composite import Probes, build_probes
@@ -109,7 +109,7 @@ def prepare(cfg: Mapping[str, Any]) -> Prepared:
         raise refused
     too_large = None
     if world.distributed and run.train.strategy == "auto":  # a base too large for one device is sharded
-        too_large = footprint.too_large_for_one_device(run.model, plan.changes["model.dtype"], device, world.local_rank,
+        too_large = size.too_large_for_one_device(run.model, plan.changes["model.dtype"], device, world.local_rank,
                                                       CONF_DIR)
     plan.decide("train.strategy", resolve_strategy(run.train.strategy, method, world, too_large))  # `none` for one process
     check_packing(run.train.packing, method, run.model.model_kind, run.model.name)

@@ -1,6 +1,7 @@
 """One small training of a method on tiny-random-llama and real GSM8K items, the same in a test
 process (one rank, the whole micro-batch) and in each rank of a torchrun (its share): the pieces
-a run uses (load_model, the registry, ready_to_train, batch_stream, train, Parallel)."""
+a run uses (load_model, the registry, ready_to_train, batch_stream, train, Parallel). With a Parallel
+`from_main` (fsdp), the ranks but 0 build the model on the meta device (load_empty), as runs do."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from harness.budget.spec import Budget
 from harness.core.paths import CONF_DIR
 from harness.distributed.parallel import Parallel
 from harness.distributed.world import World
-from harness.models.loading import load_model
+from harness.models.loading import load_empty, load_model
 from harness.tasks import from_conf
 from harness.train.batching import batch_stream
 from harness.train.encoding import encode_pairs
@@ -27,9 +28,13 @@ OPTIONS = {"lora": {"r": 4}, "ia3": {}, "series_adapter": {"bottleneck": 8}, "of
 LR = {"full": 1e-3, "prompt_tuning": 5e-2, "fourierft": 5e-2, "bitfit": 3e-2, "series_adapter": 3e-2}
 
 
+META_STARTS: list[bool] = []  # per train_case: whether this rank built its model without weights
+
+
 def train_case(name: str, data_dir: str, parallel: Parallel, world: World) -> tuple[list[float], dict]:
     cfg = yaml.safe_load((CONF_DIR / "model" / "tiny-random-llama.yaml").read_text())
-    loaded = load_model(cfg, CONF_DIR)
+    loaded = load_empty(cfg, CONF_DIR) if parallel.from_main and not world.main else load_model(cfg, CONF_DIR)
+    META_STARTS.append(all(p.is_meta for p in loaded.model.parameters()))
     task = from_conf("gsm8k")
     data = task.load({"dir": data_dir, "order": ["local"]})
     tok = loaded.tokenizer

@@ -124,6 +124,7 @@ def test_one_method_of_each_family_trains_over_two_ranks_as_over_one(tmp_path, t
         assert max(abs(a - b) for a, b in zip(single, found[name]["losses"])) <= 1e-5, name
         if strategy == "fsdp":  # the state rank 0 gathered from the shards is the single process's
             _close(state, found[name]["state"])
+            assert found[name]["meta_start_by_rank"] == [False, True], name  # rank 1 never held the base's weights
 
 
 @pytest.mark.parametrize("overrides, message", [
