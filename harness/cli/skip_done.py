@@ -45,12 +45,15 @@ def all_finished(jobs: Sequence[PlannedJob]) -> bool:
 def report_all_finished(jobs: Sequence[PlannedJob]) -> None:
     """The skip line of every job (as each job prints it, harness/cli/console.py), then one line saying so."""
     total = len(jobs)
-    lines = [f"[sweep {n}/{total} skip] {job.label}: run {job.run_id} already finished (force=true reruns it)"
-             for n, job in enumerate(jobs, 1)]
+    lines = [_skip_line(n, total, job) for n, job in enumerate(jobs, 1)]
     folders = ", ".join(sorted({job.results_dir for job in jobs}))
     lines.append(f"[sweep {jobs[0].sweep_name}] all {total} runs already finished in {folders}: nothing to launch "
                  "(force=true reruns them; `python -m harness.report` compares them)")
     print("\n".join(lines), flush=True)
+
+
+def _skip_line(n: int, total: int, job: PlannedJob) -> str:
+    return f"[sweep {n}/{total} skip] {job.label}: run {job.run_id} already finished (force=true reruns it)"
 
 
 def job_key(overrides: Sequence[str]) -> frozenset[str]:
@@ -68,8 +71,7 @@ def launch_only_unfinished(jobs: Sequence[PlannedJob], jobs_env: str) -> None:
     if not finished:
         return
     total = len(jobs)
-    lines = [f"[sweep {n}/{total} skip] {job.label}: run {job.run_id} already finished (force=true reruns it)"
-             for n, job in finished]
+    lines = [_skip_line(n, total, job) for n, job in finished]
     lines.append(f"[sweep {jobs[0].sweep_name}] {len(finished)} of {total} runs already finished: "
                  f"launching the other {total - len(finished)}")
     print("\n".join(lines), flush=True)

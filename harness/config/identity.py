@@ -10,9 +10,11 @@ from harness.core.hashing import hash_object
 # The config keys that define an experiment. Output locations, `force`, the device and logging
 # are left out: moving results or rerunning elsewhere must not change a run's identity.
 EXPERIMENT_KEYS = ("model", "method", "task", "budget", "seed", "train", "eval", "forgetting")
-# Options inside those keys that change only what is written or how a run survives, not what is
-# measured (a resumed run equals an uninterrupted one bit for bit: tests/e2e/test_checkpoints.py).
-OUTPUT_ONLY = {"eval": ("log_samples",), "train": ("checkpoint_every", "checkpoint_minutes", "keep_checkpoints")}
+# Options inside those keys that change only what is written, how a run survives or which rank
+# does the work, not what is measured (a resumed run equals an uninterrupted one bit for bit:
+# tests/e2e/test_checkpoints.py; a sharded evaluation scores the items one process scores).
+OUTPUT_ONLY = {"eval": ("log_samples", "shard_over_ranks"),
+               "train": ("checkpoint_every", "checkpoint_minutes", "keep_checkpoints")}
 # Options added after run ids were first published, with the value that reproduces the behaviour
 # from before they existed. At that value an option stays out of the run id, so results folders
 # written before it existed resume as they are; any other value is a different experiment.

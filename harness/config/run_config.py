@@ -127,6 +127,10 @@ class EvalConfig:
     """Per-item scores and predictions in the `samples` table."""
     latency_tokens: int = option("int", low=0)
     """cost/latency/v1: ms per generated token over this many tokens, merged and unmerged; 0: not measured."""
+    shard_over_ranks: bool = option("bool")
+    """In a run over several processes with train.strategy=ddp, every rank scores its share of the task's
+    items and rank 0 gathers them (false: rank 0 scores them all while the others wait). Under fsdp only
+    rank 0 holds the whole model, so it evaluates alone either way. Not part of the run id."""
 
 
 @dataclass(frozen=True)

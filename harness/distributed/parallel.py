@@ -62,6 +62,13 @@ def resolve_strategy(name: str, method: Method, world: World, too_large: str | N
     return "ddp"
 
 
+def evaluation_world(world: World, strategy: str, shard: bool) -> World:
+    """The ranks that evaluate a run: all of them under ddp with eval.shard_over_ranks (each holds the
+    whole trained model and scores its share of the items), else rank 0 alone (under fsdp only rank 0
+    gathers the whole model)."""
+    return world if strategy == "ddp" and shard else World()
+
+
 class Parallel:
     """The ranks' side of a training step; a world of one is the plain single-process step."""
 

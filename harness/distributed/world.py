@@ -9,7 +9,7 @@ import datetime as dt
 import os
 import signal
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -104,6 +104,15 @@ class World:
         found: list = [None] * self.size
         dist.all_gather_object(found, value)
         return found
+
+    def across(self, items: list, fn: Callable[[list], list]) -> list:
+        """`fn` (a list of items to a list of results, one each) spread over the ranks: each rank runs
+        it on its share (every size-th item, from its rank), and every rank gets all results back in
+        item order. A world of one runs `fn(items)`."""
+        if not self.distributed:
+            return fn(items)
+        parts = self.gather(fn(items[self.rank :: self.size]))
+        return [parts[i % self.size][i // self.size] for i in range(len(items))]
 
     def from_main(self, value: object) -> object:
         """Rank 0's `value`, on every rank: the ranks take decisions (stop, skip) together."""

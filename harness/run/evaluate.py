@@ -1,5 +1,7 @@
 """The last phases of a run, on rank 0: record what training cost, save the method, time latency,
-merge, evaluate the task, measure learning and forgetting against the base model."""
+merge, evaluate the task, measure learning and forgetting against the base model. In a run whose
+evaluation is sharded (`Prepared.eval_world`), the other ranks merge too and score their share of
+the task's items (`score_share`) for rank 0's evaluation; the probes run on rank 0 (docs/distributed.md)."""
 
 from __future__ import annotations
 
@@ -56,10 +58,8 @@ def evaluate(p: Prepared, s: Setup, fitted: Fitted, record: RunRecord, job_dir: 
     with p.precision.autocast():
         costs = _latency(model, tok, device, latency_tokens, "unmerged")
     eval_start = time.perf_counter()
-    merged = p.run.eval.merge_adapters and method.mergeable
-    if merged:
-        method.merge(model)
-    ctx = EvalContext(model, tok, device, p.run.train.max_seq_len)
+    merged = _merge(p, fitted)
+    ctx = _context(p, s, model)
     with p.precision.autocast():
         metrics = p.task.evaluate(ctx, p.data)
         fault_point("mid_eval")
@@ -70,6 +70,27 @@ def evaluate(p: Prepared, s: Setup, fitted: Fitted, record: RunRecord, job_dir: 
         if merged:  # timed after the evaluation, so that eval_time_s stays evaluation only
             costs += _latency(model, tok, device, latency_tokens, "merged")
     return metrics, costs, ctx.samples
+
+
+def score_share(p: Prepared, s: Setup, fitted: Fitted) -> None:
+    """A rank other than 0 in a sharded evaluation: merge as rank 0 does, then run the task's
+    evaluation, whose scorer hands this rank's share of the items to rank 0 (its metrics are rank 0's
+    to compute)."""
+    _merge(p, fitted)
+    with p.precision.autocast():
+        p.task.evaluate(_context(p, s, fitted.model), p.data)
+
+
+def _context(p: Prepared, s: Setup, model: torch.nn.Module) -> EvalContext:
+    return EvalContext(model, s.loaded.tokenizer, s.device, p.run.train.max_seq_len, p.eval_world)
+
+
+def _merge(p: Prepared, fitted: Fitted) -> bool:
+    """Fold the adapter into the weights (eval.merge_adapters, a mergeable method); whether it did."""
+    merged = p.run.eval.merge_adapters and fitted.method.mergeable
+    if merged:
+        fitted.method.merge(fitted.model)
+    return merged
 
 
 def _latency(model, tok, device: torch.device, n_tokens: int, which: str) -> list[Metric]:

@@ -25,7 +25,7 @@ from harness.core.metrics import Metric
 from harness.core.provenance import git_state, versions
 from harness.costs.hardware import gpu_hours, hardware
 from harness.distributed.world import World
-from harness.run.evaluate import evaluate, training_costs
+from harness.run.evaluate import evaluate, score_share, training_costs
 from harness.run.fit import fit_method, set_up
 from harness.run.prepare import Prepared, pick_device
 from harness.run.tracking import Tracker
@@ -84,6 +84,8 @@ def _phases(p: Prepared, record: RunRecord, lr: float, device: torch.device, job
     fitted = fit_method(p, setup, lr, record, tracker)
     rank_peaks = p.world.gather(fitted.peak.peak_bytes)
     if not p.world.main:
+        if p.eval_world.distributed:
+            score_share(p, setup, fitted)  # its share of the task's items, for rank 0's metrics
         p.world.barrier()  # while rank 0 evaluates, saves and writes
         return [], []
     costs = training_costs(p, fitted, rank_peaks, record)

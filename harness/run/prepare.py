@@ -27,7 +27,7 @@ from harness.config.run_config import RunConfig
 from harness.core.errors import HarnessError
 from harness.core.memo import memoized
 from harness.core.paths import CONF_DIR
-from harness.distributed.parallel import resolve_strategy
+from harness.distributed.parallel import evaluation_world, resolve_strategy
 from harness.distributed.world import World
 from harness.models import encoder_rules, size
 from harness.models.loading import ENCODER, check_8bit, check_available
@@ -58,6 +58,7 @@ class Prepared:
     run_id: str
     precision: Precision  # the base weights' dtype and the autocast of every forward pass
     world: World  # the processes sharing this run (torchrun / accelerate launch); one for a plain launch
+    eval_world: World  # the ranks that share the evaluation's items (harness/distributed/parallel.py)
     params: param_budget.ParamSolution | None = None  # the parameter budget's solution, if it has one
     probes: Probes | None = None  # forgetting probes and target gain, their data loaded (a miss is a HarnessError here)
     validation: list[dict] = field(default_factory=list)  # items carved from the training pool (harness/run/heldout.py)
@@ -143,5 +144,6 @@ def prepare(cfg: Mapping[str, Any]) -> Prepared:
                                     lambda: load_general_text(text_cfg, data_cfg))
     experiment = experiment_of(config)
     return Prepared(run, config, plan, method, budget, task, data, experiment,
-                    run_id(experiment, data_identity(data, calibration_text)), precision, world, params, probes,
+                    run_id(experiment, data_identity(data, calibration_text)), precision, world,
+                    evaluation_world(world, run.train.strategy, run.eval.shard_over_ranks), params, probes,
                     validation, calibration_text)

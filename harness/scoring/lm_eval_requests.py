@@ -3,8 +3,8 @@
 For a task run through lm-eval's registry (harness/tasks/lm_eval_task.py), lm-eval builds every
 request itself from its task yaml (prompts, few-shot examples, choices, WinoGrande's one context
 per option, generation settings) with `Task.build_all_requests`. Log-likelihood requests are scored
-by `harness.scoring.loglik.choice_log_likelihoods` (pairs that share a context in one request);
-greedy `generate_until` requests go through `harness.scoring.generation.generate_answers` with the
+by the scorer's choice log-likelihoods (pairs that share a context in one request); greedy
+`generate_until` requests go through its generation (harness/scoring/scorer.py) with the
 request's stop strings and token limit (lm-eval's `normalize_gen_kwargs` reads them). lm-eval's own
 filters (answer extraction) and `process_results` then turn each document's responses into its
 metric values. So the requests, the answer extraction and the metric definitions are lm-eval's by
@@ -18,14 +18,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torch import nn
-from transformers import PreTrainedTokenizerBase
-
 from harness.core.errors import HarnessError
-from harness.scoring.generation import generate_answers
 from harness.scoring.lm_eval_backend import LmEvalTask, metric_name, write_task
-from harness.scoring.loglik import choice_log_likelihoods
+from harness.scoring.scorer import Scorer
 
 NATIVE_KINDS = ("loglikelihood", "generate_until")
 
@@ -41,9 +36,9 @@ class ScoredTask:
     higher_is_better: dict[str, bool]
 
 
-def score(model: nn.Module, tok: PreTrainedTokenizerBase, task: LmEvalTask, batch_size: int, device: torch.device,
-          num_fewshot: int, max_len: int | None = None) -> ScoredTask:
-    """Build `task`'s requests with lm-eval and answer them natively."""
+def score(scorer: Scorer, task: LmEvalTask, batch_size: int, num_fewshot: int) -> ScoredTask:
+    """Build `task`'s requests with lm-eval and answer them natively with `scorer` (its model; over
+    its ranks, when it has several)."""
     from lm_eval.tasks import TaskManager
 
     with tempfile.TemporaryDirectory(prefix="harness-lm-eval-") as tmp:
@@ -55,7 +50,7 @@ def score(model: nn.Module, tok: PreTrainedTokenizerBase, task: LmEvalTask, batc
         raise HarnessError(f"lm-eval task {task.name} makes {', '.join(sorted(kinds))} requests; the native evaluator "
                            f"answers {' or '.join(NATIVE_KINDS)} ones: set task.evaluator=lm_eval")
     answer = _log_likelihoods if kinds == {"loglikelihood"} else _generations
-    for inst, response in zip(built.instances, answer(model, tok, task.name, built.instances, batch_size, device, max_len)):
+    for inst, response in zip(built.instances, answer(scorer, task.name, built.instances, batch_size)):
         inst.resps = [response]
     built.apply_filters()
     per_doc: dict[int, list] = defaultdict(list)
@@ -75,14 +70,14 @@ def score(model: nn.Module, tok: PreTrainedTokenizerBase, task: LmEvalTask, batc
     return ScoredTask(values, scores, {metric_name(m, k): bool(b) for m, b in better.items() for k in keys})
 
 
-def _log_likelihoods(model, tok, name: str, instances: list, batch_size: int, device, max_len) -> list[tuple[float, bool]]:
+def _log_likelihoods(scorer: Scorer, name: str, instances: list, batch_size: int) -> list[tuple[float, bool]]:
     """(log-likelihood, is_greedy) of each (context, continuation) request, in request order."""
     by_context: dict[str, list[int]] = defaultdict(list)
     for n, inst in enumerate(instances):
         by_context[inst.arguments[0]].append(n)
     contexts = list(by_context)
-    scored = choice_log_likelihoods(model, tok, contexts, [[instances[n].arguments[1] for n in by_context[c]] for c in contexts],
-                                    batch_size, device, max_len=max_len, desc=f"eval {name}")
+    scored = scorer.log_likelihoods(contexts, [[instances[n].arguments[1] for n in by_context[c]] for c in contexts],
+                                    batch_size, desc=f"eval {name}", max_len=scorer.max_len)
     result: list[tuple[float, bool]] = [(0.0, False)] * len(instances)
     for context, row in zip(contexts, scored):
         for n, s in zip(by_context[context], row):
@@ -90,7 +85,7 @@ def _log_likelihoods(model, tok, name: str, instances: list, batch_size: int, de
     return result
 
 
-def _generations(model, tok, name: str, instances: list, batch_size: int, device, max_len) -> list[str]:
+def _generations(scorer: Scorer, name: str, instances: list, batch_size: int) -> list[str]:
     """Greedy continuation of each (context, generation kwargs) request, cut at its stop strings, in
     request order; requests that sample are refused (lm-eval's loop samples them)."""
     from lm_eval.models.utils import normalize_gen_kwargs
@@ -104,8 +99,8 @@ def _generations(model, tok, name: str, instances: list, batch_size: int, device
         by_settings[(tuple(kwargs["until"]), int(kwargs["max_gen_toks"]))].append(n)
     result = [""] * len(instances)
     for (until, max_gen_toks), members in by_settings.items():
-        outputs = generate_answers(model, tok, [instances[n].arguments[0] for n in members], max_gen_toks, list(until),
-                                  batch_size, device, desc=f"eval {name}")
+        outputs = scorer.generate([instances[n].arguments[0] for n in members], max_gen_toks, until, batch_size,
+                                  desc=f"eval {name}")
         for n, text in zip(members, outputs):
             result[n] = text
     return result

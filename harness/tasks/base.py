@@ -7,13 +7,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-import torch
-from torch import nn
-from transformers import PreTrainedTokenizerBase
-
 from harness.config.checks import check_fields, option
 from harness.core.errors import HarnessError
 from harness.core.metrics import Metric
+from harness.scoring.scorer import Scorer
 
 if TYPE_CHECKING:
     from harness.data.layout import LocalDataset
@@ -85,15 +82,13 @@ class TaskData:
 
 
 @dataclass
-class EvalContext:
-    """What a task's evaluate() gets. Tasks append one dict per item x metric to `samples`
-    (keys: item_id, metric, value, and optionally prediction, reference); the run files them in the
-    `samples` table when `eval.log_samples` is on."""
+class EvalContext(Scorer):
+    """What a task's evaluate() gets: the model, and its scorer's entry points (harness/scoring/scorer.py:
+    generation, choice log-likelihoods, cross-entropy; spread over the ranks of a run when `world` has
+    several). Tasks append one dict per item x metric to `samples` (keys: item_id, metric, value, and
+    optionally prediction, reference); the run files them in the `samples` table when
+    `eval.log_samples` is on."""
 
-    model: nn.Module
-    tokenizer: PreTrainedTokenizerBase
-    device: torch.device
-    max_len: int
     samples: list[dict] = field(default_factory=list)
     # Provenance the evaluation adds to the run's data identity (data_json), e.g. lm-eval's version
     # and request hashes; never part of the run id, which is fixed before evaluation.

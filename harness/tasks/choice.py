@@ -22,7 +22,7 @@ from harness.core.errors import HarnessError
 from harness.core.metrics import Metric, mean_and_stderr
 from harness.scoring import lm_eval_backend
 from harness.scoring.lm_eval_backend import LmEvalTask
-from harness.scoring.loglik import ChoiceScore, choice_log_likelihoods
+from harness.scoring.loglik import ChoiceScore
 from harness.tasks.base import EvalContext, Task, TaskConfig, TaskData
 from harness.tasks.prompting import render
 
@@ -76,10 +76,8 @@ class ChoiceTask(Task):
         c = self.cfg
         if c.evaluator == "native":
             contexts = [render(ctx.tokenizer, self.context(x), c.chat_template) for x in data.eval]
-            return choice_log_likelihoods(
-                ctx.model, ctx.tokenizer, contexts, [self.choices(x) for x in data.eval], c.batch_size,
-                ctx.device, desc=f"eval {data.name}",
-            )
+            return ctx.log_likelihoods(contexts, [self.choices(x) for x in data.eval], c.batch_size,
+                                       desc=f"eval {data.name}")
         parts = self.lm_eval_tasks(data)
         run = lm_eval_backend.run(ctx.model, ctx.tokenizer, [t for t, _ in parts], c.batch_size, ctx.device,
                                   c.num_fewshot)

@@ -40,8 +40,6 @@ from harness.core.metrics import Metric, mean_and_stderr
 from harness.core.paths import package_dir
 from harness.data.layout import HubRequest, LocalDataset, LocalFile, jsonl_bytes, read_json_rows
 from harness.data.sources import SourceUnavailable, first_available, hub_loader, read_local
-from harness.scoring.cross_entropy import target_cross_entropy
-from harness.scoring.generation import generate_answers
 from harness.tasks import register
 from harness.tasks.base import EvalContext, GeneratedAnswerConfig, Task, TaskData
 from harness.tasks.prompting import render
@@ -199,18 +197,13 @@ class GSM8K(Task):
     def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
         c = self.cfg
         items = data.eval
-        outputs = generate_answers(
-            ctx.model, ctx.tokenizer, self.eval_prompts(ctx, data), c.max_new_tokens, list(c.stop),
-            c.eval_batch_size, ctx.device, desc=f"eval {data.name}", num_beams=c.num_beams,
-        )
+        outputs = ctx.generate(self.eval_prompts(ctx, data), c.max_new_tokens, c.stop, c.eval_batch_size,
+                               desc=f"eval {data.name}", num_beams=c.num_beams)
         refs = [reference_answer(x["answer"]) for x in items]
         strict = [float(extract_strict(o) == r) for o, r in zip(outputs, refs)]
         flexible = [float(extract_flexible(o) == r) for o, r in zip(outputs, refs)]
         answer_is = [float(answer_is_correct(o, x["answer"])) for o, x in zip(outputs, items)]
-        ce = target_cross_entropy(
-            ctx.model, ctx.tokenizer, [(self.prompt(x), " " + x["answer"]) for x in items], c.score_batch_size, ctx.max_len,
-            ctx.device,
-        )  # answer_ce: given the eval prompt, whatever the training text is
+        ce = ctx.cross_entropy([(self.prompt(x), " " + x["answer"]) for x in items], c.score_batch_size)  # answer_ce: given the eval prompt, whatever the training text is
         per_item_ce = [nll / max(n, 1) for nll, n in ce]
         rows = []
         for metric, values, higher in (

@@ -40,8 +40,7 @@ from harness.core.hashing import hash_object
 from harness.core.metrics import Metric, mean_and_stderr
 from harness.data.layout import HubRequest, LocalDataset, json_file
 from harness.data.sources import first_available, hub_loader, read_local
-from harness.scoring.generation import generate_answers
-from harness.scoring.loglik import best_choice, choice_log_likelihoods
+from harness.scoring.loglik import best_choice
 from harness.tasks import from_conf, register
 from harness.tasks.base import EvalContext, GeneratedAnswerConfig, Task, TaskData
 from harness.tasks.metamathqa import SUBSTITUTE_MARK
@@ -312,8 +311,8 @@ class LLMAdaptersSuite(Task):
     def _score_generated(self, ctx: EvalContext, m: Member, items: list[dict]) -> tuple[list[float], str]:
         c = self.cfg
         prompts = [render(ctx.tokenizer, self.prompt(x), c.chat_template) for x in items]
-        outputs = generate_answers(ctx.model, ctx.tokenizer, prompts, c.max_new_tokens, list(c.stop),
-                                  c.eval_batch_size, ctx.device, desc=f"eval {m.name}", num_beams=c.num_beams)
+        outputs = ctx.generate(prompts, c.max_new_tokens, c.stop, c.eval_batch_size, desc=f"eval {m.name}",
+                               num_beams=c.num_beams)
         values = [float(is_correct(m, o, x["answer"], self.tolerance)) for o, x in zip(outputs, items)]
         predictions = [f"{extract(m, o)} <- {o}" for o in outputs]
         ctx.add_samples(m.name, "accuracy", values, predictions, [x["answer"] for x in items], [x["id"] for x in items])
@@ -325,8 +324,8 @@ class LLMAdaptersSuite(Task):
         parsed = [parse_choices(x["instruction"]) for x in items]
         contexts = [f"Question: {question}\nAnswer:" for question, _ in parsed]
         choices = [[f" {text}" for text in texts] for _, texts in parsed]
-        scores = choice_log_likelihoods(ctx.model, ctx.tokenizer, contexts, choices, self.cfg.eval_batch_size,
-                                        ctx.device, max_len=ctx.max_len, desc=f"eval {m.name}")
+        scores = ctx.log_likelihoods(contexts, choices, self.cfg.eval_batch_size, desc=f"eval {m.name}",
+                                     max_len=ctx.max_len)
         picked = [best_choice(s) for s in scores]
         gold = [int(x["answer"][-1]) - 1 for x in items]
         values = [float(p == g) for p, g in zip(picked, gold)]

@@ -134,7 +134,7 @@ class LmEvalRegistryTask(Task):
     def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
         task, c = self._task(data.eval), self.cfg
         if c.evaluator == "native":
-            scored = lm_eval_requests.score(ctx.model, ctx.tokenizer, task, c.batch_size, ctx.device, c.num_fewshot, ctx.max_len)
+            scored = lm_eval_requests.score(ctx, task, c.batch_size, c.num_fewshot)
             values, better = scored.values, scored.higher_is_better
         else:
             run = lm_eval_backend.run(ctx.model, ctx.tokenizer, [task], c.batch_size, ctx.device, c.num_fewshot)

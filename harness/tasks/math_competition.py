@@ -61,8 +61,6 @@ from harness.core.hashing import hash_object
 from harness.core.metrics import Metric, mean_and_stderr
 from harness.data.layout import HubRequest, LocalDataset, LocalFile, json_render, read_json_rows
 from harness.data.sources import SourceUnavailable, first_available, hub_loader, read_local
-from harness.scoring.cross_entropy import target_cross_entropy
-from harness.scoring.generation import generate_answers
 from harness.tasks import from_conf, register
 from harness.tasks.base import EvalContext, GeneratedAnswerConfig, Task, TaskData
 from harness.tasks.math_answers import ANSWER_MARK, extract_answer, is_equiv, last_boxed
@@ -248,14 +246,12 @@ class MetaMathQAMATH(Task):
 
     def evaluate(self, ctx: EvalContext, data: TaskData) -> list[Metric]:
         c, items = self.cfg, data.eval
-        outputs = generate_answers(ctx.model, ctx.tokenizer, self.eval_prompts(ctx, data), c.max_new_tokens,
-                                  list(c.stop), c.eval_batch_size, ctx.device, desc=f"eval {data.name}",
-                                  num_beams=c.num_beams)
+        outputs = ctx.generate(self.eval_prompts(ctx, data), c.max_new_tokens, c.stop, c.eval_batch_size,
+                               desc=f"eval {data.name}", num_beams=c.num_beams)
         golds = [x["answer"] for x in items]
         predictions = [extract_answer(o) for o in outputs]
         accuracy = [float(is_equiv(p, g)) for p, g in zip(predictions, golds)]
-        ce = target_cross_entropy(ctx.model, ctx.tokenizer, [self.training_pair(x) for x in items],
-                                  c.score_batch_size, ctx.max_len, ctx.device)
+        ce = ctx.cross_entropy([self.training_pair(x) for x in items], c.score_batch_size)
         per_item_ce = [nll / max(n, 1) for nll, n in ce]
         ids = [x["id"] for x in items]
         shown = [f"{p} <- {o}" if p is not None else f"[no '{ANSWER_MARK.strip()}'] <- {o}" for p, o in zip(predictions, outputs)]

@@ -1,7 +1,8 @@
 """One small training of a method on tiny-random-llama and real GSM8K items, the same in a test
 process (one rank, the whole micro-batch) and in each rank of a torchrun (its share): the pieces
 a run uses (load_model, the registry, ready_to_train, batch_stream, train, Parallel). With a Parallel
-`from_main` (fsdp), the ranks but 0 build the model on the meta device (load_empty), as runs do."""
+`from_main` (fsdp), the ranks but 0 build the model on the meta device (load_empty), as runs do.
+And one evaluation's model work (the Scorer), in one process or spread over a torchrun's ranks."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from harness.core.paths import CONF_DIR
 from harness.distributed.parallel import Parallel
 from harness.distributed.world import World
 from harness.models.loading import load_empty, load_model
+from harness.scoring.scorer import Scorer
 from harness.tasks import from_conf
 from harness.train.batching import batch_stream
 from harness.train.encoding import encode_pairs
@@ -51,3 +53,18 @@ def train_case(name: str, data_dir: str, parallel: Parallel, world: World) -> tu
           LR.get(name, 1e-2), Budget("t", max_steps=STEPS), torch.device("cpu"), 1.0,
           on_step=lambda _s, loss, _lr: losses.append(loss), parallel=parallel)
     return losses, {n: p.detach().clone() for n, p in parallel.unwrapped(model).named_parameters() if p.requires_grad}
+
+
+def scorer_case(world: World) -> dict:
+    """Generation, choice log-likelihoods and cross-entropy of 5 items on tiny-random-llama, by a
+    Scorer over `world` (batches of one item: no item's batch partners differ between worlds)."""
+    cfg = yaml.safe_load((CONF_DIR / "model" / "tiny-random-llama.yaml").read_text())
+    loaded = load_model(cfg, CONF_DIR)
+    scorer = Scorer(loaded.model, loaded.tokenizer, torch.device("cpu"), 64, world)
+    questions = [f"Question {n}: what is {n} plus {n + 1}?" for n in range(5)]
+    return {
+        "generated": scorer.generate(questions, 6, ["\n"], 1),
+        "loglik": [[s.logprob for s in row] for row in
+                   scorer.log_likelihoods([q + "\nAnswer:" for q in questions], [[" yes", " no", " maybe so"]] * 5, 1)],
+        "ce": scorer.cross_entropy([(q, f" {2 * n + 1}") for n, q in enumerate(questions)], 1),
+    }

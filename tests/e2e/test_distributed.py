@@ -1,6 +1,7 @@
 """One run over two processes (torchrun, gloo on CPU; harness/distributed/): it is the same
 experiment as one process with the whole global micro-batch (loss curve and adapter within 1e-5),
-replicated (ddp) or sharded (fsdp, LoRA and full fine-tuning), one method of each family trains
+replicated (ddp) or sharded (fsdp, LoRA and full fine-tuning), an evaluation sharded over the
+ranks scores what rank 0 alone scores, one method of each family trains
 over the ranks with every rank holding the same state (or is refused in one line), the runs row
 records the world, a sweep under torchrun is refused, and a rank killed mid-train fails the run
 without metrics, whose rerun resumes from its checkpoint and ends where an uninterrupted run ends
@@ -25,7 +26,7 @@ from harness.distributed.parallel import Parallel
 from harness.distributed.world import World
 from harness.store.result_store import ResultStore
 from tests.conftest import REPO, run_cli
-from tests.e2e.distributed_case import OPTIONS, train_case
+from tests.e2e.distributed_case import OPTIONS, scorer_case, train_case
 
 RUN = ["model=tiny-random-llama", "method=lora", "budget=smoke", "budget.max_steps=6", "task.n_eval=2",
        "task.max_new_tokens=4", "forgetting.probes=[kl_drift]", "forgetting.target_gain=false", "eval.latency_tokens=0"]
@@ -81,6 +82,46 @@ def test_two_processes_are_the_experiment_of_one_with_the_global_batch(tmp_path,
     ranks = metrics[metrics["metric"].str.startswith("peak_mem_bytes_rank")]
     assert sorted(ranks["metric"]) == ["peak_mem_bytes_rank0", "peak_mem_bytes_rank1"]
     assert row2["peak_mem_bytes"] == ranks["value"].max()
+
+
+def test_the_scorer_hands_each_rank_its_share_and_every_rank_all_results(tmp_path):
+    out = tmp_path / "scorer.pt"
+    proc = torchrun([str(REPO / "tests" / "e2e" / "scripts" / "scorer_over_ranks.py"), str(out)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = torch.load(out, weights_only=True)
+    assert found["shares"] == [[0, 2, 4, 6], [1, 3, 5]] and found["tens"] == [0, 10, 20, 30, 40, 50, 60]
+    alone = scorer_case(World())
+    assert found["generated"] == alone["generated"]
+    assert [n for _, n in found["ce"]] == [n for _, n in alone["ce"]]
+    pairs = [(a, b) for x, y in zip(found["loglik"], alone["loglik"]) for a, b in zip(x, y)]
+    pairs += [(a, b) for (a, _), (b, _) in zip(found["ce"], alone["ce"])]
+    assert len(pairs) == 20 and max(abs(a - b) for a, b in pairs) <= 1e-5
+
+
+@pytest.mark.slow
+def test_a_sharded_evaluation_scores_what_rank_0_alone_scores(tmp_path, test_data):
+    """Under ddp each rank generates and scores its share of the items and rank 0 gathers them
+    (eval.shard_over_ranks): the same per-item outputs and scores as rank 0 evaluating alone, and the
+    same run id. Batches of one item, so that no item's batch partners differ between the two."""
+    env = {"HARNESS_DATA_DIR": str(test_data)}
+    args = [arg for arg in RUN if not arg.startswith("task.n_eval")] + [
+        "task.n_eval=5", "task.eval_batch_size=1", "task.score_batch_size=1", "train.batch_size=2", "train.strategy=ddp"]
+    found = []
+    for shard in ("true", "false"):
+        proc = torchrun(["-m", "harness", f"results_dir={tmp_path / shard}", *args, f"eval.shard_over_ranks={shard}"], env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        store = ResultStore(tmp_path / shard)
+        runs, metrics, _ = store.read()
+        samples = store.read_samples().sort_values(["metric", "item_id"])
+        assert len(samples[samples["metric"] == "exact_match_strict"]) == 5  # every item once, gathered in order
+        found.append((runs.iloc[0], metrics.set_index("metric")["value"], samples))
+    (row1, metrics1, samples1), (row2, metrics2, samples2) = found
+    assert row1["run_id"] == row2["run_id"]
+    assert samples1["prediction"].tolist() == samples2["prediction"].tolist()
+    assert samples1["item_id"].tolist() == samples2["item_id"].tolist()
+    assert max(abs(a - b) for a, b in zip(samples1["value"], samples2["value"])) <= 1e-6
+    for metric in ("exact_match_strict", "answer_ce", "forgetting_kl"):
+        assert abs(metrics1[metric] - metrics2[metric]) <= 1e-6, metric
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from harness.data.layout import read_json_rows
 from harness.models.loading import load_model
 from harness.scoring import lm_eval_backend, lm_eval_requests
 from harness.scoring.lm_eval_backend import LmEvalTask
+from harness.scoring.scorer import Scorer
 
 CPU = torch.device("cpu")
 TASKS = {"arc_easy": "arc/arc_easy.yaml", "arc_challenge": "arc/arc_challenge.yaml", "piqa": "piqa/piqa.yaml",
@@ -38,7 +39,7 @@ def tiny(tiny_model):
 def test_native_scores_and_metrics_equal_lm_evals_on_its_own_requests(tiny, test_data, name):
     model, tok = tiny
     task = _task(test_data, name)
-    native = lm_eval_requests.score(model, tok, task, 8, CPU, 0)
+    native = lm_eval_requests.score(Scorer(model, tok, CPU, model.config.max_position_embeddings), task, 8, 0)
     run = lm_eval_backend.run(model, tok, [task], 8, CPU, 0)
     rows = run.samples[task.name]
     assert len(native.scores) == len(rows) == 8
@@ -55,7 +56,7 @@ def check_generation_parity(model, tok, data_dir, n: int, max_gen_toks: int) -> 
     task = LmEvalTask("harness_gsm8k", TASKS["gsm8k"], _task(data_dir, "gsm8k", n).docs,
                       overrides={"generation_kwargs": {"until": ["Question:", "\n\n"], "do_sample": False,
                                                        "max_gen_toks": max_gen_toks}})
-    native = lm_eval_requests.score(model, tok, task, 4, CPU, 0)
+    native = lm_eval_requests.score(Scorer(model, tok, CPU, model.config.max_position_embeddings), task, 4, 0)
     run = lm_eval_backend.run(model, tok, [task], 4, CPU, 0)
     generated = [s[0] for s in native.scores]
     assert generated == [row["resps"][0][0] for row in run.samples[task.name]]
@@ -82,8 +83,8 @@ def test_requests_the_native_evaluator_cannot_answer_are_one_line(tiny):
                          overrides={"generation_kwargs": {"until": ["Q:"], "do_sample": True, "temperature": 0.7}})
     with pytest.raises(HarnessError, match=r"^lm-eval task harness_gsm8k_sampled samples its generations \(do_sample\); "
                                            r"the native evaluator decodes greedily: set task.evaluator=lm_eval$"):
-        lm_eval_requests.score(model, tok, sampled, 8, CPU, 0)
+        lm_eval_requests.score(Scorer(model, tok, CPU, model.config.max_position_embeddings), sampled, 8, 0)
     rolling = LmEvalTask("harness_wikitext", "wikitext/wikitext.yaml", [{"page": "A page of text."}])
     with pytest.raises(HarnessError, match="makes loglikelihood_rolling requests; the native evaluator answers "
                                            "loglikelihood or generate_until ones: set task.evaluator=lm_eval"):
-        lm_eval_requests.score(model, tok, rolling, 8, CPU, 0)
+        lm_eval_requests.score(Scorer(model, tok, CPU, model.config.max_position_embeddings), rolling, 8, 0)
