@@ -141,9 +141,9 @@ def test_verdicts_follow_the_documented_noise_band(ref_dir):
     lora = reference[(reference["method"] == "lora") & (reference["model"] == "llama-2-7b")
                      & (reference["task"] == "metamathqa_gsm8k")]
     p = 0.4230
-    seeds = [(f"r{i}", "lora", "metamathqa_gsm8k", "exact_match_flexible", v, 0.02, "metamathqa_gsm8k", "llama-2-7b", "b", "")
+    seeds = [(f"r{i}", "lora", "metamathqa_gsm8k", "exact_match_answer_is", v, 0.02, "metamathqa_gsm8k", "llama-2-7b", "b", "")
              for i, v in enumerate([0.40, 0.43, 0.44])]
-    far = [("x", "lora", "metamathqa_gsm8k", "exact_match_flexible", 0.60, 0.01, "metamathqa_gsm8k~gsm8k_train", "tiny", "b", "")]
+    far = [("x", "lora", "metamathqa_gsm8k", "exact_match_answer_is", 0.60, 0.01, "metamathqa_gsm8k~gsm8k_train", "tiny", "b", "")]
     table = compare(lora, _values(seeds + far), confidence=0.9)
 
     z = stats.norm.ppf(0.95)
@@ -202,12 +202,14 @@ def test_side_by_side_report_on_a_real_smoke_sweep(smoke_results, tmp_path):
 
     runs = pd.read_parquet(smoke_results / "runs")
     metrics = pd.read_parquet(smoke_results / "metrics")
-    flexible = metrics[(metrics["metric"] == "exact_match_flexible") & metrics["step"].isna()].merge(runs[["run_id", "method"]])
+    final = metrics[metrics["step"].isna()].merge(runs[["run_id", "method"]])
     compared = table[table["verdict"] != "not run"]
     assert set(compared["method"]) == {"lora", "pissa"} and len(compared) == 8  # every GSM8K row, once each
+    assert sorted(compared["metric"].unique()) == ["exact_match_answer_is", "exact_match_flexible"]
     for row in compared.itertuples():
         assert row.n_seeds == 2
-        assert row.ours == pytest.approx(flexible.loc[flexible["method"] == row.method, "value"].mean())
+        ours = final[(final["method"] == row.method) & (final["metric"] == row.metric)]
+        assert row.ours == pytest.approx(ours["value"].mean())
         assert row.our_model == "tiny-random-llama" and row.our_task == "metamathqa_gsm8k~gsm8k_train"
         assert f"published {row.published_model}" in row.differences and "~gsm8k_train" in row.differences
         assert row.verdict in ("within noise", "above", "below")

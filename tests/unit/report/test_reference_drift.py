@@ -119,7 +119,7 @@ def test_the_version_spread_turns_a_verdict_exactly_at_the_boundary(ref_dir, sig
 def test_a_percent_version_spread_widens_in_fractions(ref_dir):
     sorsa = load_reference("sorsa", ref_dir)
     lora = sorsa[(sorsa["method"] == "lora") & (sorsa["model"] == "llama-2-7b") & (sorsa["task"] == "metamathqa_gsm8k")]
-    ours = _values([_ours(0.38, 0.01, model="llama-2-7b", metric="exact_match_flexible")])
+    ours = _values([_ours(0.38, 0.01, model="llama-2-7b", metric="exact_match_answer_is")])
     plain = compare(lora, ours).iloc[0]
     drift = compare(lora.assign(version_spread=3.0), ours).iloc[0]  # 3 percentage points
     z = stats.norm.ppf(0.975)
