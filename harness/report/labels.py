@@ -20,6 +20,7 @@ LABELS = {
 }
 # Quantities that span orders of magnitude across methods (full fine-tuning vs. prompt tuning).
 LOG_SCALE = frozenset({"trainable_params"})
+BASE_METHOD = "base"  # methods/base.py: the untouched model, the reference every figure measures from
 
 
 def label(name: str) -> str:

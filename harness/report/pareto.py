@@ -1,5 +1,6 @@
 """The Pareto figure: every configuration at its means on two quantities, each with its own
-direction, the frontier (harness/report/frontier.py) joined and labelled."""
+direction, the frontier (harness/report/frontier.py) joined and labelled, and the base model's
+quality as a dotted line (the site's figure draws it the same way)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from harness.report.callouts import frontier_callouts
 from harness.report.figures import (SINGLE, add_legend, crowded, error_bar_note, model_markers, plot_configs, plot_crowd,
                                     set_axis, styled)
 from harness.report.frontier import frontier, pareto_mask
+from harness.report.labels import BASE_METHOD, LOG_SCALE
 from harness.report.stats import CONFIDENCE
 
 __all__ = ["frontier", "pareto_figure", "pareto_mask"]
@@ -24,6 +26,12 @@ def pareto_figure(summary: pd.DataFrame, x: str, y: str, higher_is_better: dict[
     have error bars."""
     fig = Figure(figsize=SINGLE, layout="constrained")
     ax = fig.add_subplot()
+    base = summary[summary["method"] == BASE_METHOD]
+    if x in LOG_SCALE:  # a log axis has no zero: the base model's 0 trainable parameters leave it its line only
+        summary = summary[summary[f"{x}_mean"] > 0]
+    for _, row in base.iterrows():
+        ax.axhline(row[f"{y}_mean"], linestyle=":", color="0.1", linewidth=1, zorder=1,
+                   label=f"base model ({row['label']})" if len(base) > 1 else "base model")
     front = frontier(summary, x, y, higher_is_better)
     if crowded(summary):
         plot_crowd(ax, summary, x, y, colors)

@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 
 from harness.report.figures import _step_intervals as step_intervals
 from harness.report.figures import MAX_LABELLED_CONFIGS, crowded, method_of
-from harness.report.labels import label
-from harness.report.site.marks import (BASE_COLOR, BASE_METHOD, BASE_NAME, axis_settings, clean, error_bars, hover_text,
+from harness.report.labels import BASE_METHOD, label
+from harness.report.site.marks import (BASE_COLOR, BASE_NAME, axis_settings, clean, error_bars, hover_text,
                                        model_symbols, trace_key)
 from harness.report.stats import CONFIDENCE
 

@@ -16,7 +16,6 @@ from harness.report.figures import config_colors, method_of
 from harness.report.labels import LOG_SCALE, directed_label, short_label
 from harness.report.tables import format_interval
 
-BASE_METHOD = "base"  # methods/base.py: the untouched model, the reference every figure measures from
 BASE_NAME = "base model (no training)"
 BASE_COLOR = "#111111"
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "cross", "x", "pentagon", "hexagon", "star-square")

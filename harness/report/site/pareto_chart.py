@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 
 from harness.report.figures import crowded
 from harness.report.frontier import frontier
-from harness.report.labels import short_label
-from harness.report.site.marks import (BASE_COLOR, BASE_METHOD, BASE_NAME, axis_settings, clean, error_bars, hover_text,
+from harness.report.labels import BASE_METHOD, short_label
+from harness.report.site.marks import (BASE_COLOR, BASE_NAME, axis_settings, clean, error_bars, hover_text,
                                        model_symbols, trace_key)
 
 FRONTIER_NAME = "Pareto frontier"

@@ -7,11 +7,11 @@ import pandas as pd
 
 from harness.report.aggregate import STATS
 from harness.report.build import TaskReport
-from harness.report.labels import short_label
+from harness.report.labels import BASE_METHOD, short_label
 from harness.report.load import CONFIG_KEYS
 from harness.report.site.charts import curve_charts, learning_forgetting_chart
 from harness.report.site.html import Link, anchor, note, page, section, text
-from harness.report.site.marks import BASE_METHOD, figure_html
+from harness.report.site.marks import figure_html
 from harness.report.site.names import config_file, task_file
 from harness.report.site.output import SiteFolder
 from harness.report.site.pareto_chart import pareto_chart

@@ -15,12 +15,14 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from harness.report.aggregate import STATS, config_summary  # noqa: E402
 from harness.report.callouts import MAX_LABELS, stack  # noqa: E402
-from harness.report.figures import MAX_LABELLED_CONFIGS, config_colors, learning_forgetting_figure, loss_curve_figure  # noqa: E402
+from harness.report.figures import (MAX_LABELLED_CONFIGS, config_colors, learning_forgetting_figure,  # noqa: E402
+                                    loss_curve_figure, save_figure)
 from harness.report.frontier import frontier, pareto_mask  # noqa: E402
 from harness.report.labels import config_labels  # noqa: E402
 from harness.report.pareto import pareto_figure  # noqa: E402
@@ -156,6 +158,25 @@ def test_a_crowded_pareto_plot_labels_only_its_frontier_without_overlaps():
     boxes = callout_boxes(fig)
     assert not any(a.overlaps(b) for a, b in combinations(boxes, 2))
     assert fig.get_figheight() < 10
+
+
+def test_the_base_model_is_a_line_at_its_quality_and_stays_off_a_log_axis(tmp_path):
+    """0 trainable parameters has no place on a log axis: the base model is drawn as its quality's line
+    only, and the saved figure keeps its size (a callout at log(0) once made a 400-megapixel PNG)."""
+    runs = synthetic_runs(4, 2).rename(columns={"cost": "trainable_params"})
+    runs["trainable_params"] = runs["trainable_params"].abs() * 1e4
+    base = runs[runs["config"] == runs["config"].iloc[0]].assign(method="base", variant="", config="base",
+                                                                  trainable_params=0.0, quality=-5.0)
+    summary = config_summary(pd.concat([runs, base]), ["quality", "trainable_params"])
+    summary["label"] = config_labels(summary)
+    fig = pareto_figure(summary, "trainable_params", "quality", HIB, config_colors(summary["config"]), "t")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlim()[0] > 0
+    assert "base" not in "\n".join(t.get_text() for t in ax.texts)  # no callout on the base model
+    assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"] == [-5.0]
+    assert "base model" in [t.get_text() for t in fig.legends[0].get_texts()]
+    png = save_figure(fig, tmp_path, "pareto")[0]
+    assert max(Image.open(png).size) < 3000
 
 
 def test_a_frontier_longer_than_the_label_limit_gets_evenly_spread_callouts():
