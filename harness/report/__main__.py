@@ -1,7 +1,9 @@
-"""`python -m harness.report RESULTS_DIR [--out DIR] [--metric NAME] [--confidence 0.95] [--reference NAME] [--site OUT]`:
-write the leaderboards, paired comparisons and figures of a results folder, headless; with
-`--reference NAME` also our runs next to the published numbers of `references/NAME.csv`; with
-`--site OUT` an interactive site (OUT/index.html, opens from disk) instead, or as well with `--out`.
+"""`python -m harness.report RESULTS_DIR [--out DIR] [--metric NAME] [--confidence 0.95] [--reference NAME] [--site OUT]
+[--only KEY=VALUES]`: write the leaderboards, paired comparisons and figures of a results folder,
+headless; with `--reference NAME` also our runs next to the published numbers of
+`references/NAME.csv`; with `--site OUT` an interactive site (OUT/index.html, opens from disk)
+instead, or as well with `--out`; with `--only budget=steps100` (model, task, method alike) of
+those runs alone.
 
 Unreadable or missing part files are named on stderr (`warning: ...`) and the rest is reported;
 nothing to report is a one-line `error: ...` with exit status 2.
@@ -23,6 +25,22 @@ def _confidence(text: str) -> float:
     return value
 
 
+def _selection(texts: list[str]) -> dict[str, list[str]]:
+    """`--only KEY=V1,V2` (repeated) as {KEY: [V1, V2]}; a KEY given twice takes the values of both."""
+    from harness.core.errors import HarnessError
+    from harness.report.load import SELECTABLE
+
+    only: dict[str, list[str]] = {}
+    for text in texts:
+        key, sep, values = text.partition("=")
+        picked = [v for v in values.split(",") if v]
+        if not sep or key not in SELECTABLE or not picked:
+            raise HarnessError(f"--only {text}: write KEY=VALUE[,VALUE...] with KEY one of {', '.join(SELECTABLE)}, "
+                               "e.g. --only budget=steps100")
+        only[key] = [*only.get(key, []), *picked]
+    return only
+
+
 def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
@@ -41,19 +59,23 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"also compare with published numbers (repeatable): {', '.join(available())}")
     parser.add_argument("--site", metavar="OUT", help="write the interactive site to OUT (open OUT/index.html, no server "
                         "or network needed) instead of the markdown report; with --out, both")
+    parser.add_argument("--only", action="append", default=[], metavar="KEY=VALUES",
+                        help="report only the runs whose KEY (task, model, budget or method) is one of VALUES, "
+                        "comma-separated (repeatable: every KEY must match), e.g. --only budget=steps100")
     args = parser.parse_args(argv)
     written = site = None
     try:
+        only = _selection(args.only)
         for name in args.reference:
             load_reference(name)  # a bad reference fails before anything is written
         if args.site is not None:
             from harness.report.site.build import write_site  # plotly and the method registry: only for the site
 
-            site = write_site(args.results_dir, args.site, args.metric, args.confidence, args.reference)
+            site = write_site(args.results_dir, args.site, args.metric, args.confidence, args.reference, only)
             references = site.references
         if args.site is None or args.out is not None:
-            written = write_report(args.results_dir, args.out, args.metric, args.confidence)
-            references = write_references(args.results_dir, args.out, args.reference, args.confidence)
+            written = write_report(args.results_dir, args.out, args.metric, args.confidence, only)
+            references = write_references(written.results, args.out, args.reference, args.confidence)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ to. The command (`python -m harness.report`) and the notebooks both go through h
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -98,6 +99,7 @@ class WrittenReport:
     files: list[Path]
     problems: list[str]
     tasks: list[TaskReport]
+    results: Results
 
 
 def write_table(numbers: pd.DataFrame, text: pd.DataFrame, out_dir: Path, stem: str, title: str,
@@ -111,8 +113,14 @@ def write_table(numbers: pd.DataFrame, text: pd.DataFrame, out_dir: Path, stem: 
     return paths
 
 
-def _index(results_dir: Path, problems: list[str], sections: list[tuple[TaskReport, list[str]]]) -> str:
-    lines = [f"# Report: {results_dir}", ""]
+def selection_note(only: Mapping[str, Sequence[str]]) -> str:
+    """What `--only` picked, in words ('' for every run)."""
+    return "; ".join(f"{key} {' or '.join(values)}" for key, values in only.items())
+
+
+def _index(results_dir: Path, problems: list[str], sections: list[tuple[TaskReport, list[str]]],
+           only: Mapping[str, Sequence[str]]) -> str:
+    lines = [f"# Report: {results_dir}", "", *([f"Runs of {selection_note(only)} only.", ""] if only else [])]
     lines += [f"- warning: {p}" for p in problems] + ([""] if problems else [])
     for report, stems in sections:
         lines += [f"## {report.task}", "", f"### Leaderboard: {short_label(report.headline)}", "",
@@ -124,12 +132,12 @@ def _index(results_dir: Path, problems: list[str], sections: list[tuple[TaskRepo
 
 
 def write_report(results_dir: Path | str, out_dir: Path | str | None = None, metric: str | None = None,
-                 confidence: float = CONFIDENCE) -> WrittenReport:
+                 confidence: float = CONFIDENCE, only: Mapping[str, Sequence[str]] | None = None) -> WrittenReport:
     """Write every table (CSV, markdown, HTML) and figure (PNG, PDF) of every task, and index.md,
-    to `out_dir` (default: RESULTS_DIR/report)."""
+    to `out_dir` (default: RESULTS_DIR/report); of the runs `only` picks (load.select), or all."""
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
-    results = load_results(results_dir)
+    results = load_results(results_dir, only)
     out.mkdir(parents=True, exist_ok=True)
     colors = config_colors(results.runs["config"])
     files, sections = [], []
@@ -145,5 +153,5 @@ def write_report(results_dir: Path | str, out_dir: Path | str | None = None, met
             files += save_figure(fig, out, stem)
         sections.append((report, list(figures)))
     index = out / "index.md"
-    index.write_text(_index(results_dir, results.problems, sections), encoding="utf-8")
-    return WrittenReport(out, [*files, index], results.problems, [report for report, _ in sections])
+    index.write_text(_index(results_dir, results.problems, sections, only or {}), encoding="utf-8")
+    return WrittenReport(out, [*files, index], results.problems, [report for report, _ in sections], results)

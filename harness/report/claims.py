@@ -24,11 +24,9 @@ import numpy as np
 import pandas as pd
 
 from harness.core.errors import HarnessError
-from harness.report.load import CONFIG_KEYS, load_results
-from harness.report.load import _newest_versions as newest_versions
+from harness.report.load import CONFIG_KEYS, Results
 from harness.report.stats import CONFIDENCE, paired_test, t_interval
 from harness.report.tables import format_interval
-from harness.store.result_store import ResultStore
 
 CLAIM_COLUMNS = ("claim", "source_id", "statement", "method", "baseline", "metric", "direction", "steps", "window")
 DIRECTIONS = ("lower", "higher")
@@ -66,11 +64,9 @@ def check_claims(table: pd.DataFrame, path: Path, known_methods: set[str], cited
     return pd.DataFrame(rows)
 
 
-def curve_values(results_dir: Path | str) -> pd.DataFrame:
+def curve_values(results: Results) -> pd.DataFrame:
     """One row per finished run x recorded step x metric: value, the run's CONFIG_KEYS and seed."""
-    results = load_results(results_dir)
-    _, metrics, _ = ResultStore(results_dir).read(strict=False)
-    metrics, _ = newest_versions(metrics)  # never mix metric versions
+    metrics = results.metrics  # newest metric versions only: never mix them
     steps = metrics.loc[metrics["step"].notna(), ["run_id", "metric", "step", "value"]]
     return steps.merge(results.runs[["run_id", *CONFIG_KEYS, "seed"]], on="run_id")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from harness.store.result_store import ResultStore
 # A configuration is these keys plus `variant` (other settings or data that differ, e.g. an lr
 # override); its runs differ only in the seed.
 GROUP_KEYS = ("task", "model", "budget", "method")
+SELECTABLE = GROUP_KEYS  # what `--only KEY=VALUES` of the report can pick runs by
 CONFIG_KEYS = (*GROUP_KEYS, "variant")
 # The first of these a task measured is its headline; its other final metrics follow alphabetically.
 QUALITY_PREFERENCE = ("exact_match_flexible", "exact_match_strict", "acc_macro", "accuracy_avg", "mcc", "pearson",
@@ -40,6 +42,8 @@ class Results:
     quality: dict[str, list[str]]  # per task: its own final metrics, headline candidates first
     forgetting: dict[str, list[str]]  # per task: the forgetting metrics its runs have, preferred first
     problems: list[str]
+    root: Path  # the results folder
+    metrics: pd.DataFrame  # its metrics table, long form, newest metric versions only (every run's; join on `runs`)
 
     @property
     def tasks(self) -> list[str]:
@@ -188,9 +192,25 @@ def _name_columns(final: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return final.assign(column=final["metric"].where(primary, final["task"] + "/" + final["metric"]))
 
 
-def load_results(results_dir: Path | str) -> Results:
-    """Read a results folder (a sweep's `results_dir`). Unreadable or missing part files are left
-    out and named in `problems`; raises HarnessError when nothing is left to report."""
+def select(runs: pd.DataFrame, only: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """The runs whose every SELECTABLE key `only` names has one of its values (`{"budget": ["steps100"]}`);
+    HarnessError naming a value no run has, with the values there are."""
+    for key, values in only.items():
+        if key not in SELECTABLE:
+            raise HarnessError(f"--only {key}=...: runs cannot be picked by {key!r}; use one of {', '.join(SELECTABLE)}")
+        present = sorted(runs[key].unique())
+        absent = [v for v in values if v not in present]
+        if absent:
+            raise HarnessError(f"--only {key}={','.join(values)}: no finished run has {key} {', '.join(absent)}; "
+                               f"these have: {', '.join(present)}")
+        runs = runs[runs[key].isin(values)]
+    return runs
+
+
+def load_results(results_dir: Path | str, only: Mapping[str, Sequence[str]] | None = None) -> Results:
+    """Read a results folder (a sweep's `results_dir`), its finished runs or those `only` picks
+    (see `select`). Unreadable or missing part files are left out and named in `problems`; raises
+    HarnessError when nothing is left to report."""
     root = Path(results_dir)
     if not (root / "runs").is_dir():
         raise HarnessError(f"{root} has no runs/ folder; pass the results_dir a sweep wrote to (default: results)")
@@ -201,7 +221,7 @@ def load_results(results_dir: Path | str) -> Results:
     metrics, stale = _newest_versions(metrics)
     problems += stale
 
-    runs = runs[runs["status"] == "finished"]
+    runs = select(runs[runs["status"] == "finished"], only or {})
     final = metrics[metrics["step"].isna()]
     with_metrics = set(final["run_id"].unique())  # unique() first: 20 rows a run, and sets of arrow strings are slow
     without = [root / "metrics" / f"{r}.parquet" for r in runs["run_id"] if r not in with_metrics]
@@ -236,4 +256,4 @@ def load_results(results_dir: Path | str) -> Results:
     }
     directions = final.groupby("column")["higher_is_better"].first().astype(bool).to_dict()
     higher_is_better = {**dict.fromkeys(COSTS, False), **directions}
-    return Results(runs, curves, higher_is_better, quality, forgetting, problems)
+    return Results(runs, curves, higher_is_better, quality, forgetting, problems, root, metrics)

@@ -47,11 +47,9 @@ from scipy import special
 from harness.core.errors import HarnessError
 from harness.report.build import write_table
 from harness.report.claims import CLAIM_COLUMNS, check_claims, claims_summary, compare_claims, curve_values, format_claims, is_claims_file
-from harness.report.load import CONFIG_KEYS, Results, load_results
-from harness.report.load import _newest_versions as newest_versions
+from harness.report.load import CONFIG_KEYS, Results
 from harness.report.stats import CONFIDENCE
 from harness.report.tables import format_interval
-from harness.store.result_store import ResultStore
 
 REFERENCES_DIR = Path(__file__).resolve().parents[2] / "references"
 METHOD_CONFIGS = Path(__file__).resolve().parents[2] / "conf" / "method"
@@ -161,12 +159,11 @@ def base_task(task: str) -> str:
     return TASK_MARKS.split(task)[0]
 
 
-def our_values(results_dir: Path, results: Results) -> pd.DataFrame:
+def our_values(results: Results) -> pd.DataFrame:
     """Long form, one row per finished run x final metric, and per run x cost column (COST_METRICS,
     without an error over items): the run's configuration (CONFIG_KEYS) and `hardware`, `key` (the
     task as references name it), metric, value and its standard error over items."""
-    _, metrics, _ = ResultStore(results_dir).read(strict=False)  # unreadable parts are already named by the report
-    metrics, _ = newest_versions(metrics)  # as the leaderboards: never mix metric versions
+    metrics = results.metrics  # as the leaderboards: newest metric versions only
     final = metrics[metrics["step"].isna()][["run_id", "task", "metric", "value", "stderr"]]
     runs = results.runs[["run_id", *CONFIG_KEYS, "hardware"]].rename(columns={"task": "run_task"})
     values = final.merge(runs, on="run_id")
@@ -301,18 +298,17 @@ class WrittenReference:
     files: list[Path]
 
 
-def write_references(results_dir: Path | str, out_dir: Path | str | None, names: list[str],
+def write_references(results: Results, out_dir: Path | str | None, names: list[str],
                      confidence: float = CONFIDENCE) -> list[WrittenReference]:
     """`reference_<NAME>.{csv,md,html}` in out_dir (default RESULTS_DIR/report) for each reference:
     published numbers next to ours, or published claims (harness/report/claims.py) tested on ours."""
     if not names:
         return []
     references = {name: load_reference(name) for name in names}  # every file is checked before anything is written
-    results_dir = Path(results_dir)
-    out = Path(out_dir) if out_dir is not None else results_dir / "report"
+    out = Path(out_dir) if out_dir is not None else results.root / "report"
     kinds = {"claim" in reference.columns for reference in references.values()}  # True: a claims file
-    values = our_values(results_dir, load_results(results_dir)) if False in kinds else None
-    curves = curve_values(results_dir) if True in kinds else None
+    values = our_values(results) if False in kinds else None
+    curves = curve_values(results) if True in kinds else None
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, reference in references.items():

@@ -194,6 +194,24 @@ def test_runs_record_their_hardware_and_costs_from_different_machines_are_flagge
     assert "H100" not in board.loc["pissa", "Hardware"]
 
 
+def test_only_reports_the_runs_it_picks_and_names_a_value_no_run_has(results, tmp_path):
+    proc = run_report(results, "--out", str(tmp_path / "pissa"), "--metric", HEADLINE, "--only", "method=pissa")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    board = pd.read_csv(tmp_path / "pissa" / "gsm8k_leaderboard.csv")
+    assert board["method"].tolist() == ["pissa"] and board["n_seeds"].tolist() == [2]
+    assert "Runs of method pissa only." in (tmp_path / "pissa" / "index.md").read_text()
+    proc = run_report(results, "--out", str(tmp_path / "both"), "--metric", HEADLINE, "--only", "method=pissa",
+                      "--only", "method=lora", "--only", "budget=smoke")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(pd.read_csv(tmp_path / "both" / "gsm8k_leaderboard.csv")["method"]) == ["lora", "pissa"]
+    for only, error in (("method=dora", "--only method=dora: no finished run has method dora; these have: lora, pissa"),
+                        ("colour=red", "--only colour=red: write KEY=VALUE[,VALUE...] with KEY one of task, model, budget, "
+                                       "method, e.g. --only budget=steps100")):
+        proc = run_report(results, "--out", str(tmp_path / "none"), "--only", only)
+        assert proc.returncode == 2 and proc.stderr.strip() == f"error: {error}", proc.stderr
+        assert not (tmp_path / "none").exists()
+
+
 def test_nothing_to_report_is_a_one_line_error(tmp_path):
     proc = run_report(tmp_path / "nowhere")
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path / 'nowhere'} has no runs/ folder; " \

@@ -5,10 +5,11 @@ links them all. The command (`python -m harness.report RESULTS --site OUT`) goes
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.report.build import TaskReport, task_report
+from harness.report.build import TaskReport, selection_note, task_report
 from harness.report.labels import short_label
 from harness.report.load import load_results
 from harness.report.reference import WrittenReference
@@ -49,7 +50,7 @@ def task_nav(task: str, references: bool) -> list[Link]:
 
 
 def _index(results_dir: Path, problems: list[str], reports: list[TaskReport], references: list[WrittenReference],
-           confidence: float) -> str:
+           confidence: float, only: Mapping[str, Sequence[str]]) -> str:
     parts = [note('<span class="warning">warning: ' + text(p) + "</span>") for p in problems]
     for report in reports:
         views = "".join(f"<li>{anchor(name, task_file(report.task, view))}</li>" for view, name in VIEWS)
@@ -61,18 +62,19 @@ def _index(results_dir: Path, problems: list[str], reports: list[TaskReport], re
                                                 + "; ".join(f"{text(r.name)}: {text(r.summary)}" for r in references) + ".")))
     parts.append(note(f"Intervals: {confidence:.0%} confidence over seeds. Figures: plotly.js {text(plotly_js_version())}, "
                       "loaded from this folder: the site opens from disk with no network."))
-    lead = f"Results folder: <code>{text(results_dir)}</code>"
+    lead = f"Results folder: <code>{text(results_dir)}</code>" + (f"; runs of {text(selection_note(only))} only" if only else "")
     nav = [Link("Index", INDEX), *([Link("References", REFERENCES)] if references else [])]
     return page("PEFT benchmark report", "\n".join(parts), nav, lead=lead)
 
 
 def write_site(results_dir: Path | str, out_dir: Path | str, metric: str | None = None, confidence: float = CONFIDENCE,
-               references: list[str] | tuple[str, ...] = ()) -> WrittenSite:
-    """Write the site to `out_dir` (open `out_dir`/index.html). An unwritable `out_dir` is a
-    HarnessError before anything is read; so is a results folder with nothing to report."""
+               references: list[str] | tuple[str, ...] = (), only: Mapping[str, Sequence[str]] | None = None) -> WrittenSite:
+    """Write the site of the runs `only` picks (load.select; default all) to `out_dir` (open
+    `out_dir`/index.html). An unwritable `out_dir` is a HarnessError before anything is read; so is
+    a results folder with nothing to report."""
     site = SiteFolder(out_dir)
     results_dir = Path(results_dir)
-    results = load_results(results_dir)
+    results = load_results(results_dir, only)
     reports = [task_report(results, task, metric, confidence) for task in results.tasks]
     site.write_assets()
     colors = hex_colors(results.runs["config"])
@@ -85,6 +87,6 @@ def write_site(results_dir: Path | str, out_dir: Path | str, metric: str | None 
         curves_page(report, colors, nav, site)
         config_pages(report, info, nav, site)
     top = [Link("Index", INDEX), Link("References", REFERENCES)]
-    written = references_page(results_dir, list(references), confidence, top, site) if references else []
-    site.write_text(INDEX, _index(results_dir, results.problems, reports, written, confidence))
+    written = references_page(results, list(references), confidence, top, site) if references else []
+    site.write_text(INDEX, _index(results_dir, results.problems, reports, written, confidence, only or {}))
     return WrittenSite(site.root, site.files, results.problems, reports, written)

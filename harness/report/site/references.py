@@ -5,8 +5,7 @@ next to the page, with the markdown and plain HTML forms the command writes anyw
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from harness.report.load import Results
 from harness.report.reference import WrittenReference, write_references
 from harness.report.site.html import Link, anchor, note, page, section, text
 from harness.report.site.names import REFERENCES
@@ -28,10 +27,10 @@ def _reference_section(index: int, reference: WrittenReference) -> str:
     return section(reference.name, *lines)
 
 
-def references_page(results_dir: Path, names: list[str], confidence: float, nav: list[Link],
+def references_page(results: Results, names: list[str], confidence: float, nav: list[Link],
                     site: SiteFolder) -> list[WrittenReference]:
     try:
-        written = write_references(results_dir, site.root, names, confidence)
+        written = write_references(results, site.root, names, confidence)
     except OSError as exc:
         raise site.error(exc) from None
     for reference in written:

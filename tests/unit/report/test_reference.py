@@ -18,6 +18,7 @@ from scipy import stats
 import methods
 from harness.core.errors import HarnessError
 from harness.report.claims import compare_claims, curve_values, is_claims_file
+from harness.report.load import load_results
 from harness.report.reference import (REFERENCES_DIR, REQUIRED, SOURCES_FILE, available, compare, load_reference,
                                       load_sources)
 from tests.conftest import REPO, run_cli
@@ -296,7 +297,7 @@ def test_claims_report_on_a_real_smoke_sweep(smoke_results, tmp_path):
     assert "== reference pissa_vs_lora_cpu: 0 holds, 0 inconclusive, 0 contradicted, 0 too few seeds, 8 not run" in proc.stdout
     assert (tmp_path / "reference_pissa_vs_lora_cpu.html").is_file()  # 3 smoke steps never reach the claimed steps
 
-    curves = curve_values(smoke_results)
+    curves = curve_values(load_results(smoke_results))
     table = compare_claims(_claim([1, 3]), curves).set_index("step")
     runs, metrics = pd.read_parquet(smoke_results / "runs"), pd.read_parquet(smoke_results / "metrics")
     val = metrics[metrics["metric"] == "val_loss"].merge(runs[["run_id", "method", "seed"]])

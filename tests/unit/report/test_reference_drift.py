@@ -164,7 +164,7 @@ def test_our_cost_columns_are_read_from_the_runs_table_per_machine(tmp_path):
                      "hardware_json": _hardware_json(gpu)},
                     [{"task": "metamathqa_gsm8k", "metric": "exact_match_answer_is", "value": 0.47 + seed / 100, "stderr": 0.0137,
                       "n": 1319, "higher_is_better": True, "metric_version": "v1", "step": None}])
-    values = our_values(tmp_path, load_results(tmp_path))
+    values = our_values(load_results(tmp_path))
     assert set(values["metric"]) == {"exact_match_answer_is", *COST_METRICS}
     table = compare(load_reference("peft_metamathqa").query("method == 'lora'"), values).set_index(["metric", "verdict"])
     assert table.loc[("exact_match_answer_is", "within noise"), "n_seeds"] == 3  # quality pools the machines
