@@ -1,8 +1,11 @@
 """The files of one table folder: atomic writes, folder locks, listing, and reading many parts at once.
 
 A folder holds loose parts (`<run_id>.parquet`, one per run) and compacted files
-(`_compacted-<time_ns>-<token>.parquet`, zero-padded so that names sort by time). Each run's rows
-come from one file: its loose part when there is one, else the newest compacted file holding it.
+(`compacted-<time_ns>-<token>.parquet`, the time zero-padded). Each run's rows come from one file:
+its loose part when there is one, else the newest compacted file holding it. Folders compacted by
+earlier versions hold `_compacted-...` files, which pyarrow's and pandas' folder readers skip (a
+leading `_` marks metadata to them); the store reads them alike, and `python -m harness.results
+compact` merges them into a file of the new name.
 """
 
 from __future__ import annotations
@@ -20,7 +23,22 @@ import pyarrow.parquet as pq
 
 from harness.core import atomic
 
-COMPACTED_PREFIX = "_compacted-"
+COMPACTED_PREFIX = "compacted-"
+LEGACY_COMPACTED_PREFIX = "_compacted-"  # earlier versions' name: read, never written
+
+
+def is_compacted(name: str) -> bool:
+    return name.startswith((COMPACTED_PREFIX, LEGACY_COMPACTED_PREFIX))
+
+
+def compacted_time(path: Path) -> int:
+    """The time_ns in a compacted file's name."""
+    return int(path.name.removeprefix("_").removeprefix(COMPACTED_PREFIX).split("-")[0])
+
+
+def _by_time(paths: list[Path]) -> list[Path]:
+    """Compacted files, oldest first (ties, within one clock tick, by name)."""
+    return sorted(paths, key=lambda p: (compacted_time(p), p.name))
 
 
 def write_atomic(table: pa.Table, path: Path) -> None:
@@ -64,21 +82,17 @@ def list_parts(folder: Path) -> Listing:
     except (FileNotFoundError, NotADirectoryError):  # no store there (yet), or a file in the way
         return Listing([], [])
     names = sorted(n for n in names if n.endswith(".parquet") and not n.startswith("."))
-    compacted = [folder / n for n in reversed(names) if n.startswith(COMPACTED_PREFIX)]
-    return Listing([folder / n for n in names if not n.startswith(COMPACTED_PREFIX)], compacted)
+    compacted = _by_time([folder / n for n in names if is_compacted(n)])[::-1]
+    return Listing([folder / n for n in names if not is_compacted(n)], compacted)
 
 
 def list_compacted(folder: Path) -> list[Path]:
     """Only the compacted files, oldest first: cheaper than `list_parts` when loose parts are many."""
     try:
-        names = [e.name for e in os.scandir(folder) if e.name.startswith(COMPACTED_PREFIX) and e.name.endswith(".parquet")]
+        names = [e.name for e in os.scandir(folder) if is_compacted(e.name) and e.name.endswith(".parquet")]
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return [folder / n for n in sorted(names)]
-
-
-def compacted_time(path: Path) -> int:
-    return int(path.name[len(COMPACTED_PREFIX):].split("-")[0])
+    return _by_time([folder / n for n in names])
 
 
 class Unreadable(NamedTuple):

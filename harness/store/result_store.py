@@ -6,7 +6,7 @@ the runs row last: a runs row with status "finished" is the commit mark. Readers
 nothing that is read, and rerunning it rewrites the same file names: nothing is ever duplicated.
 Temp files left by a kill (`.<name>.<random>.tmp`) are never read; `compact` removes old ones.
 
-Compaction merges a folder's files into one `_compacted-<time_ns>-<token>.parquet`, written
+Compaction merges a folder's files into one `compacted-<time_ns>-<token>.parquet`, written
 atomically before anything is deleted, then deletes only the files it read and that are still
 unchanged. `python -m harness.results compact` merges every file. By default, once runs/ holds
 HARNESS_COMPACT_PARTS loose parts (256) after a write, or a quarter of that at the end of a sweep

@@ -8,7 +8,6 @@ beside it."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from harness.report.build import task_report
 from harness.report.load import load_results
 from tests.conftest import REPO, run_cli
+from tests.e2e.browser import Visit
 
 # The slow target: it needs Chromium (.ci/run installs Debian's), which the README's test command
 # must not require of a fresh clone.
@@ -56,52 +56,6 @@ def site(results, tmp_path_factory) -> Path:
     return out
 
 
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.fail("Chromium is missing: install it with `apt-get install -y chromium` (Debian; .ci/run does)", pytrace=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium())
-        yield launched
-        launched.close()
-
-
-class Visit:
-    """A browser page whose http(s) requests are aborted and recorded, as are console errors."""
-
-    def __init__(self, browser, site: Path):
-        self.site, self.requests, self.errors = site, [], []
-        self.context = browser.new_context(viewport={"width": 1400, "height": 900})
-        self.context.route("**/*", self._route)
-        self.page = self.context.new_page()
-        self.page.on("console", lambda message: message.type in ("error", "warning") and self.errors.append(message.text))
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    def _route(self, route):
-        if route.request.url.startswith(("http://", "https://")):
-            self.requests.append(route.request.url)
-            route.abort()
-        else:
-            route.continue_()
-
-    def open(self, relative: str):
-        self.page.goto((self.site / relative).as_uri())
-        self.page.wait_for_load_state("load")
-        return self.page
-
-    def rows(self, table: str) -> list[list[str]]:
-        """The visible rows of a table, cell texts."""
-        return self.page.eval_on_selector_all(f"#{table} tbody tr:not([hidden])",
-                                              "rows => rows.map(r => Array.from(r.cells, c => c.textContent.trim()))")
-
-
 @pytest.fixture
 def visit(browser, site):
     opened = Visit(browser, site)
@@ -109,11 +63,6 @@ def visit(browser, site):
     opened.context.close()
     assert opened.requests == []  # nothing left the machine
     assert opened.errors == []  # a clean console
-
-
-def column(visit: Visit, table: str, name: str) -> list[str]:
-    headers = visit.page.eval_on_selector_all(f"#{table} thead th", "hs => hs.map(h => h.dataset.name)")
-    return [row[headers.index(name)] for row in visit.rows(table)]
 
 
 def test_every_page_opens_offline_and_its_local_links_resolve(visit, site):
@@ -137,19 +86,19 @@ def test_the_leaderboard_shows_the_reports_cells_and_sorts_and_filters(visit, re
     expected = report.leaderboard_text()
     assert len(visit.rows("leaderboard")) == CONFIGS == len(expected)
     headline = next(c for c in expected.columns if c.endswith("CI)"))
-    assert column(visit, "leaderboard", headline) == expected[headline].tolist()  # the same intervals ...
-    assert column(visit, "leaderboard", "Rank") == [str(r) for r in expected["Rank"]]  # ... and shared ranks
+    assert visit.column("leaderboard", headline) == expected[headline].tolist()  # the same intervals ...
+    assert visit.column("leaderboard", "Rank") == [str(r) for r in expected["Rank"]]  # ... and shared ranks
     page.click('#leaderboard th[data-name="Trainable params"]')
-    assert column(visit, "leaderboard", "Method") == ["base", "ia3", "lora"]  # 0, 384, 16,384
+    assert visit.column("leaderboard", "Method") == ["base", "ia3", "lora"]  # 0, 384, 16,384
     page.click('#leaderboard th[data-name="Trainable params"]')
-    assert column(visit, "leaderboard", "Method") == ["lora", "ia3", "base"]
+    assert visit.column("leaderboard", "Method") == ["lora", "ia3", "base"]
     page.select_option('select[data-table="leaderboard"][data-filter="Family"]', "scaling")
-    assert column(visit, "leaderboard", "Method") == ["ia3"]
+    assert visit.column("leaderboard", "Method") == ["ia3"]
     assert page.text_content('.rows-shown[data-table="leaderboard"]') == "1 of 3 rows"
     page.select_option('select[data-table="leaderboard"][data-filter="Family"]', "")
     page.select_option('select[data-table="leaderboard"][data-filter="Budget"]', "smoke")
     page.fill('input[data-table="leaderboard"][data-search]', "lora")
-    assert column(visit, "leaderboard", "Method") == ["lora"]
+    assert visit.column("leaderboard", "Method") == ["lora"]
     page.fill('input[data-table="leaderboard"][data-search]', "")
     assert len(visit.rows("leaderboard")) == CONFIGS
     assert len(visit.rows("comparisons")) == len(report.comparisons) == 3  # every pair of three, same seeds
@@ -196,7 +145,7 @@ def test_a_configuration_page_has_its_config_seeds_and_paper(visit, site, result
     assert page.get_attribute('a:text-matches("LoRA: Low-Rank Adaptation")', "href") == "https://arxiv.org/abs/2106.09685"
     runs = pd.read_parquet(results / "runs")
     lora = runs[runs["method"] == "lora"].sort_values("seed")
-    assert column(visit, "runs", "seed") == ["0", "1"] and column(visit, "runs", "run_id") == lora["run_id"].tolist()
+    assert visit.column("runs", "seed") == ["0", "1"] and visit.column("runs", "run_id") == lora["run_id"].tolist()
     shown = json.loads(page.text_content("pre"))
     assert shown == json.loads(lora["config_json"].iloc[0]) and shown["method"]["name"] == "lora"
     csv = pd.read_csv(Path(page.url.removeprefix("file://")).with_name(Path(page.url).stem + "_runs.csv"))

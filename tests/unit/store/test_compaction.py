@@ -51,6 +51,31 @@ def test_writers_compact_at_the_threshold_and_files_grow_geometrically(tmp_path,
     assert len(list_parts(tmp_path / "metrics").loose) < 4
 
 
+def test_a_folder_compacted_by_an_earlier_version_is_read_and_merged_into_the_new_name(tmp_path):
+    """Earlier versions named compacted files `_compacted-...`, which pandas skips in a folder."""
+    import pandas as pd
+
+    store = ResultStore(tmp_path)
+    for i in range(3):
+        store.write(_run(f"r{i}"), _metrics(1.0))
+    store.compact()
+    for table in ("runs", "metrics"):  # as an earlier version left it
+        (old,) = list_parts(tmp_path / table).compacted
+        old.rename(old.with_name("_" + old.name))
+    assert pd.read_parquet(tmp_path / "runs").empty  # why the name changed
+    store.write({**_run("r0"), "method": "dora"}, _metrics(2.0))  # a forced rerun: its own part wins
+    store.write(_run("r3"), _metrics(1.0))
+    store.compact()  # the legacy files, and the parts, merged into one new compacted file
+    store.write(_run("r4"), _metrics(1.0))
+    _check_each_once(tmp_path, ["r0", "r1", "r2", "r3", "r4"])
+    runs, _, _ = store.read()
+    assert runs.set_index("run_id").loc["r0", "method"] == "dora"
+    names = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(names) == 2 and names[0].startswith("compacted-") and names[1] == "r4.parquet"
+    assert sorted(pd.read_parquet(tmp_path / "runs")["run_id"]) == ["r0", "r1", "r2", "r3", "r4"]
+    assert store.is_finished("r2") and not store.is_finished("r9")
+
+
 def test_no_automatic_compaction_when_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv(COMPACT_PARTS_ENV, "0")
     store = ResultStore(tmp_path)

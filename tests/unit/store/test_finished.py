@@ -48,7 +48,7 @@ def test_lookups_on_a_compacted_store_read_it_once(tmp_path):
     for i in range(60):
         store.write(_run(f"r{i:02d}", "finished" if i % 3 else "failed"), [METRIC])
     store.compact()
-    assert [p.name for p in (tmp_path / "runs").iterdir() if not p.name.startswith("_compacted-")] == []
+    assert [p.name for p in (tmp_path / "runs").iterdir() if not p.name.startswith("compacted-")] == []
     answers = [store.is_finished(f"r{i:02d}") for i in range(60)] + [store.is_finished("never-run")]
     assert answers == [bool(i % 3) for i in range(60)] + [False]
     assert finished.finished_index(store.runs_dir).files_read == 1  # not once per lookup
@@ -106,7 +106,7 @@ def test_lookups_stay_constant_time_as_the_store_grows(tmp_path, monkeypatch):
     reads, original = [], finished.pq.read_table
     monkeypatch.setattr(finished.pq, "read_table", lambda path, **kw: (reads.append(path), original(path, **kw))[1])
     assert all(store.is_finished(f"{kind}{i}") for kind in ("old", "new") for i in range(30))
-    compacted_reads = [p for p in reads if "_compacted-" in p]
+    compacted_reads = [p for p in reads if "compacted-" in p]
     assert len(compacted_reads) == 1 and len(reads) <= 1 + 60
 
 

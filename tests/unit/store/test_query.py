@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from harness.store.parts import list_parts
 from harness.store.result_store import METRICS_SCHEMA, ResultStore
 from tests.conftest import REPO
 
@@ -115,6 +116,17 @@ def test_the_documented_duckdb_views_read_what_the_store_reads(results, tmp_path
 
     root = tmp_path / "results"
     shutil.copytree(results, root)
+    for table in ("runs", "metrics"):  # one compacted file of an earlier version's name (`_compacted-`), one of today's
+        (old,) = list_parts(root / table).compacted
+        old.rename(old.with_name("_" + old.name))
+    newer = ResultStore(tmp_path / "newer")
+    newer.write({"run_id": "0000000000000002", "status": "finished", "method": "dora", "seed": 1, "lr": 1e-4,
+                 "started_at": dt.datetime.now(dt.timezone.utc), "ended_at": dt.datetime.now(dt.timezone.utc)},
+                [_metric("gsm8k", "exact_match_flexible", 0.5)])
+    newer.compact()
+    for table in ("runs", "metrics"):
+        (new,) = list_parts(tmp_path / "newer" / table).compacted
+        new.rename(root / table / new.name)
     store = ResultStore(root)
     now = dt.datetime.now(dt.timezone.utc)
     # a forced rerun of a compacted run (its own part wins) and metrics of a run killed before its runs row
