@@ -67,7 +67,7 @@ def run(cfg: DictConfig) -> None:
         label = run_label(prepared.method.name, run.model.name, prepared.data.name, prepared.budget.name, run.seed)
         store = ResultStore(run.results_dir)
         if store.is_finished(prepared.run_id) and not run.force:
-            write_job_marker(job_dir, prepared.run_id, "finished")
+            write_job_marker(job_dir, prepared.run_id, "finished", skipped=True)
             console.skip(label, f"run {prepared.run_id} already finished (force=true reruns it)")
             return
         if not prepared.world.main:  # another process of a torchrun: it trains its share, rank 0 reports

@@ -88,13 +88,15 @@ class SweepPosition:
 
     def progress(self, now: float) -> str:
         """`sweep: 3/4 done, 6m40s elapsed, about 2m13s left`: jobs ended so far (finished, failed or
-        skipped), whichever process ran them. The time left assumes the rest go as fast as these did
-        (skipped jobs took no time, so after a partial rerun it starts low)."""
-        done = sum(1 for info in job_markers(self.sweep_dir) if info.get("status") != "running")
+        skipped), whichever process ran them. The time left assumes the jobs still to come run as
+        fast as those that ran did; skipped jobs (finished before) took no time and do not count, so a
+        resumed sweep's estimate is not cut short by them (it is long if more skips are to come)."""
+        ended = [info for info in job_markers(self.sweep_dir) if info.get("status") != "running"]
+        ran = sum(1 for info in ended if not info.get("skipped"))
         elapsed = now - self.started
-        text = f"sweep: {done}/{self.total or '?'} done, {duration(elapsed)} elapsed"
-        if self.total and 0 < done < self.total:
-            text += f", about {duration(elapsed / done * (self.total - done))} left"
+        text = f"sweep: {len(ended)}/{self.total or '?'} done, {duration(elapsed)} elapsed"
+        if self.total and ran and len(ended) < self.total:
+            text += f", about {duration(elapsed / ran * (self.total - len(ended)))} left"
         return text
 
 

@@ -109,7 +109,8 @@ def failure_message(exc: BaseException, job_dir: Path, world: World = World()) -
     return f"{rank}{type(exc).__name__}: {first} (traceback in {job_dir / 'error.txt'})"
 
 
-def write_job_marker(job_dir: Path, run_id: str, status: str) -> None:
-    """`run.json` in the job folder ties Hydra's output folder to the run id (the sweep summary reads it)."""
+def write_job_marker(job_dir: Path, run_id: str, status: str, skipped: bool = False) -> None:
+    """`run.json` in the job folder ties Hydra's output folder to the run id (the sweep summary reads
+    it); `skipped`: the run had finished before, this job did not run it."""
     job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / "run.json").write_text(json.dumps({"run_id": run_id, "status": status}))
+    (job_dir / "run.json").write_text(json.dumps({"run_id": run_id, "status": status, "skipped": skipped}))
