@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from harness.report.labels import LOG_SCALE
+
 
 def pareto_mask(x: Sequence[float], y: Sequence[float], x_higher_is_better: bool, y_higher_is_better: bool) -> np.ndarray:
     """True for every point that no other point dominates (at least as good on both axes and
@@ -32,3 +34,10 @@ def frontier(summary: pd.DataFrame, x: str, y: str, higher_is_better: dict[str, 
     """The config-summary rows on the frontier of the means of `x` and `y`, ordered along x."""
     mask = pareto_mask(summary[f"{x}_mean"], summary[f"{y}_mean"], higher_is_better[x], higher_is_better[y])
     return summary[mask].sort_values([f"{x}_mean", f"{y}_mean"])
+
+
+def on_axis(summary: pd.DataFrame, x: str) -> pd.DataFrame:
+    """The rows a figure can place on its x axis: every row, but on a log axis (labels.LOG_SCALE) only
+    those with a positive x (the base model's 0 trainable parameters have no position there, so it is
+    neither a mark nor a frontier point; its quality line stands in for it)."""
+    return summary[summary[f"{x}_mean"] > 0] if x in LOG_SCALE else summary

@@ -10,8 +10,8 @@ from matplotlib.figure import Figure
 from harness.report.callouts import frontier_callouts
 from harness.report.figures import (SINGLE, add_legend, crowded, error_bar_note, model_markers, plot_configs, plot_crowd,
                                     set_axis, styled)
-from harness.report.frontier import frontier, pareto_mask
-from harness.report.labels import BASE_METHOD, LOG_SCALE
+from harness.report.frontier import frontier, on_axis, pareto_mask
+from harness.report.labels import BASE_METHOD
 from harness.report.stats import CONFIDENCE
 
 __all__ = ["frontier", "pareto_figure", "pareto_mask"]
@@ -27,8 +27,7 @@ def pareto_figure(summary: pd.DataFrame, x: str, y: str, higher_is_better: dict[
     fig = Figure(figsize=SINGLE, layout="constrained")
     ax = fig.add_subplot()
     base = summary[summary["method"] == BASE_METHOD]
-    if x in LOG_SCALE:  # a log axis has no zero: the base model's 0 trainable parameters leave it its line only
-        summary = summary[summary[f"{x}_mean"] > 0]
+    summary = on_axis(summary, x)
     for _, row in base.iterrows():
         ax.axhline(row[f"{y}_mean"], linestyle=":", color="0.1", linewidth=1, zorder=1,
                    label=f"base model ({row['label']})" if len(base) > 1 else "base model")

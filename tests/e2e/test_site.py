@@ -115,6 +115,8 @@ def test_each_pareto_plot_has_a_mark_per_configuration_and_a_cost_selector(visit
         # the base model's zero parameters are off the log axis: its dotted reference line stands in
         assert plot.locator(POINTS).count() == CONFIGS - 1
         assert "base model" in plot.locator(".annotation-text").all_text_contents()
+        front = plot.evaluate("p => p.data.find(t => t.name === 'Pareto frontier').x")
+        assert front and min(front) > 0  # ... and off its frontier, which would run to the axis' edge
         plot.locator(".updatemenu-button", has_text="Peak training memory").click()
         assert plot.locator(".g-xtitle text").text_content() == "Peak training memory (MiB), lower is better"
         assert plot.locator(POINTS).count() == CONFIGS  # the base as a star among the others

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from harness.report.figures import crowded
-from harness.report.frontier import frontier
+from harness.report.frontier import frontier, on_axis
 from harness.report.labels import BASE_METHOD, short_label
 from harness.report.site.marks import (BASE_COLOR, BASE_NAME, axis_settings, clean, error_bars, hover_text,
                                        model_symbols, trace_key)
@@ -35,7 +35,7 @@ def _cost_view(summary: pd.DataFrame, groups: list[tuple[str, pd.DataFrame]], qu
                higher_is_better: dict[str, bool], confidence: float) -> tuple[dict, dict]:
     """(trace data, layout) of the figure with `cost` on x: what its button sets."""
     bars = not crowded(summary)
-    front = frontier(summary, cost, quality, higher_is_better)
+    front = frontier(on_axis(summary, cost), cost, quality, higher_is_better)
     data = {
         "x": [clean(rows[f"{cost}_mean"]) for _, rows in groups] + [clean(front[f"{cost}_mean"])],
         "y": [clean(rows[f"{quality}_mean"]) for _, rows in groups] + [clean(front[f"{quality}_mean"])],
