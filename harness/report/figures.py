@@ -219,6 +219,7 @@ def loss_curve_figure(curves: pd.DataFrame, colors: dict[str, tuple], title: str
         ax.set_title(f"{model}, budget {budget}")
         ax.set_xlabel("Optimizer step")
         ax.set_ylabel(label("train_loss"))
+        ax.set_ylim(bottom=max(ax.get_ylim()[0], 0.0))  # a band may reach below 0 (3 seeds: wide); a loss never does
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     add_legend(fig, notes)

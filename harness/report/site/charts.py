@@ -82,7 +82,7 @@ def curve_charts(curves: pd.DataFrame, colors: dict[str, str], title: str,
         fig.update_layout(
             title={"text": f"{title}: {model}, budget {budget}"}, height=480, template="plotly_white",
             xaxis={"title": {"text": "Optimizer step"}, **({"dtick": 1} if panel["step"].max() <= 12 else {})},
-            yaxis={"title": {"text": label("train_loss")}},
+            yaxis={"title": {"text": label("train_loss")}, "rangemode": "nonnegative"},  # a band may reach below 0; a loss never does
             legend={"title": {"text": "line: mean over seeds" + ("" if crowd else f"; band: {confidence:.0%} CI over seeds")}},
         )
         charts.append((f"{model}, budget {budget}", fig))

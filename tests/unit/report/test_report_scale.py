@@ -202,3 +202,13 @@ def test_crowded_learning_forgetting_and_loss_curves_have_a_legend_per_method():
     fig = loss_curve_figure(curves, colors, "t")
     assert sorted(t.get_text() for t in fig.legends[0].get_texts()) == sorted(METHODS)
     assert len({colors[c] for c in runs["config"]}) == len(METHODS)  # coloured by method
+
+
+def test_a_loss_band_that_reaches_below_zero_leaves_the_axis_at_zero():
+    runs = synthetic_runs(2, 2)
+    curves = pd.concat([runs.assign(step=step, value=np.where(runs["seed"] == 0, 0.1, 2.0)) for step in (1, 2, 3)])
+    ax = loss_curve_figure(curves, config_colors(runs["config"]), "t").axes[0]
+    assert ax.collections[0].get_paths()[0].vertices[:, 1].min() < -5  # the band: 1.05 -+ 12.7 * 0.95 / sqrt(2)
+    assert ax.get_ylim()[0] == 0.0
+    curves = curves.assign(value=curves["value"] + 20)  # a band above zero keeps its own axis
+    assert loss_curve_figure(curves, config_colors(runs["config"]), "t").axes[0].get_ylim()[0] > 0
