@@ -13,6 +13,10 @@ LABELS = {
     "forgetting_kl": "Forgetting: KL drift from base (nats/token)",
     "general_ce_before": "General-text CE before tuning (nats/token)",
     "general_ce_after": "General-text CE after tuning (nats/token)",
+    "forgetting_acc_delta": "Forgetting: Δ general-suite accuracy (fraction of items)",
+    "general_acc_before": "General-suite accuracy before tuning (fraction of items)",
+    "general_acc_after": "General-suite accuracy after tuning (fraction of items)",
+    "acc": "Accuracy (fraction of items)",
     "trainable_params": "Trainable parameters (count)",
     "peak_mem_mib": "Peak training memory (MiB)",
     "train_time_s": "Training time (s)",
@@ -23,7 +27,12 @@ LOG_SCALE = frozenset({"trainable_params"})
 BASE_METHOD = "base"  # methods/base.py: the untouched model, the reference every figure measures from
 
 
+GAIN_PREFIX = "gain_"  # learning: `gain_<metric>`, the tuned model's metric minus the base model's
+
+
 def label(name: str) -> str:
+    if name.startswith(GAIN_PREFIX) and name not in LABELS:
+        return f"Gain over the base model: {label(name.removeprefix(GAIN_PREFIX))}"
     return LABELS.get(name, name)
 
 
