@@ -55,7 +55,7 @@ def _index(results_dir: Path, problems: list[str], reports: list[TaskReport], re
     for report in reports:
         views = "".join(f"<li>{anchor(name, task_file(report.task, view))}</li>" for view, name in VIEWS)
         facts = (f"{len(report.summary)} configurations, {len(report.runs)} runs; headline: {text(short_label(report.headline))}"
-                 f"; forgetting: {text(short_label(report.forgetting)) if report.forgetting else 'not measured'}.")
+                 f"; forgetting: {text(short_label(report.forgetting).removeprefix('Forgetting: ')) if report.forgetting else 'not measured'}.")
         parts.append(section(report.task, note(facts), f'<ul class="tasks">{views}</ul>'))
     if references:
         parts.append(section("References", note(anchor("Published numbers and claims", REFERENCES) + ": "
