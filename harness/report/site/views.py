@@ -7,6 +7,7 @@ import pandas as pd
 
 from harness.report.aggregate import STATS
 from harness.report.build import TaskReport
+from harness.report.figures import crowded
 from harness.report.labels import BASE_METHOD, short_label
 from harness.report.load import CONFIG_KEYS
 from harness.report.site.charts import curve_charts, learning_forgetting_chart
@@ -41,8 +42,10 @@ def pareto_page(report: TaskReport, colors: dict[str, str], nav: list[Link], sit
         body.append(section(short_label(quality), figure_html(fig, f"pareto-{i}")))
     base = ("The black star and dotted line are the base model, trained on nothing (a cost of zero, such as its trainable "
             "parameters, is off a log axis; its line stays). " if (report.summary["method"] == BASE_METHOD).any() else "")
-    lead = ("Every configuration at its means, error bars its "
-            f"{report.confidence:.0%} interval over seeds; the buttons pick the cost on the x axis. The dashed line is the "
+    bars = (f"coloured by method ({len(report.summary)} configurations: no error bars, a mark's hover text has its "
+            f"{report.confidence:.0%} interval)" if crowded(report.summary)
+            else f"error bars its {report.confidence:.0%} interval over seeds")
+    lead = (f"Every configuration at its means, {bars}; the buttons pick the cost on the x axis. The dashed line is the "
             f"Pareto frontier: the configurations no other beats on both axes. {base}Hover a mark for its numbers, click it "
             f"for its page. Points: {anchor('CSV', csv.name)}.")
     site.write_text(task_file(report.task, "pareto"), page(f"{report.task}: Pareto frontiers", "\n".join(body), nav, plots=True, lead=lead))
