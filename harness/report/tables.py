@@ -23,7 +23,7 @@ def leaderboard(summary: pd.DataFrame, headline: str, higher_is_better: bool, fo
     do not overlap (stats.rank_with_ties). Configurations without a headline value (e.g. only rows of
     an older metric version) are left out: they cannot be ranked."""
     summary = summary[summary[f"{headline}_n"] > 0]
-    intervals = [Interval(*values) for values in zip(*(summary[f"{headline}_{stat}"] for stat in STATS))]
+    intervals = [Interval(**dict(zip(STATS, values))) for values in zip(*(summary[f"{headline}_{stat}"] for stat in STATS))]
     ranks = rank_with_ties(intervals, higher_is_better)
     nan = pd.Series(math.nan, index=summary.index)
     board = pd.DataFrame({

@@ -27,7 +27,7 @@ from harness.report.frontier import frontier, pareto_mask  # noqa: E402
 from harness.report.labels import config_labels  # noqa: E402
 from harness.report.pareto import pareto_figure  # noqa: E402
 from harness.report.stats import Interval, paired_test, rank_with_ties, t_interval  # noqa: E402
-from harness.report.tables import MAX_ALL_PAIRS, paired_comparisons  # noqa: E402
+from harness.report.tables import MAX_ALL_PAIRS, leaderboard, paired_comparisons  # noqa: E402
 
 METHODS = ["lora", "pissa", "dora", "ia3", "vera"]
 HIB = {"quality": True, "cost": False, "trainable_params": False, "peak_mem_mib": False, "train_time_s": False}
@@ -108,6 +108,20 @@ def test_ranks_follow_the_pairwise_definition():
                 return bj[0] > bi[1] if higher else bj[1] < bi[0]
             expected = [1 + sum(beats(j, i) for j in range(len(intervals)) if j != i) for i in range(len(intervals))]
             assert rank_with_ties(intervals, higher) == expected
+
+
+def test_leaderboard_ranks_by_each_configurations_interval():
+    """Regression: the leaderboard built Intervals positionally from the summary's STATS columns,
+    whose order differs from Interval's fields, so every configuration got rank 1."""
+    runs = synthetic_runs(configs=12, seeds=3, trade_off=True).assign(trainable_params=1.0, peak_mem_mib=1.0, train_time_s=1.0)
+    summary = config_summary(runs, ["quality", "forgetting", "trainable_params", "peak_mem_mib", "train_time_s"])
+    intervals = [Interval(mean=row.quality_mean, low=row.quality_low, high=row.quality_high, n=int(row.quality_n))
+                 for row in summary.itertuples()]
+    expected = dict(zip(summary["config"], rank_with_ties(intervals, True)))
+    board = leaderboard(summary, "quality", True, "forgetting")
+    ranks = dict(zip(board["method"] + " [" + board["variant"] + "]", board["rank"]))
+    assert ranks == expected
+    assert sorted(ranks.values()) == list(range(1, 13))  # means 0.1 apart, noise 0.01: every interval separates
 
 
 def test_pareto_mask_follows_the_pairwise_definition():
