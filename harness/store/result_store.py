@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 from harness.core.errors import HarnessError
 from harness.core.faults import fault_point
 from harness.store.finished import finished_index
-from harness.store.parts import COMPACTED_PREFIX, Listing, Unreadable, identity, list_parts, locked, newest_rows, read_files
+from harness.store.parts import COMPACTED_PREFIX, LEGACY_COMPACTED_PREFIX, Listing, Unreadable, identity, list_parts, locked, newest_rows, read_files
 from harness.store.parts import write_atomic as _write_atomic  # module global: tests replace it
 from harness.store.record import RUNS_SCHEMA, SCHEMA_VERSION
 
@@ -207,8 +207,9 @@ class ResultStore:
         self._remove_stale_temps(folder.path, stale_temp_s)
         for _ in range(_READ_ATTEMPTS):
             listing = list_parts(folder.path)
-            if not listing.loose and (len(listing.compacted) < 2 or not merge_all):
-                return 0, 0
+            legacy = any(path.name.startswith(LEGACY_COMPACTED_PREFIX) for path in listing.compacted)
+            if not listing.loose and (not merge_all or (len(listing.compacted) < 2 and not legacy)):
+                return 0, 0  # a lone legacy-named file is rewritten under today's name (pandas skips `_` files)
             try:
                 seen = {path: identity(path) for path in listing.loose}  # before reading: a later rename shows
                 loose, bad = read_files(listing.loose, folder.schema)

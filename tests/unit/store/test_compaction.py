@@ -76,6 +76,26 @@ def test_a_folder_compacted_by_an_earlier_version_is_read_and_merged_into_the_ne
     assert store.is_finished("r2") and not store.is_finished("r9")
 
 
+def test_a_lone_file_compacted_by_an_earlier_version_is_renamed_by_compact(tmp_path):
+    """A folder whose every run sits in one `_compacted-` file (a finished sweep of an earlier
+    version) has nothing to merge, yet pandas sees none of it until compact rewrites it."""
+    import pandas as pd
+
+    store = ResultStore(tmp_path)
+    for i in range(2):
+        store.write(_run(f"r{i}"), _metrics(1.0))
+    store.compact()
+    for table in ("runs", "metrics"):
+        (old,) = list_parts(tmp_path / table).compacted
+        old.rename(old.with_name("_" + old.name))
+    assert store.compact()["runs"] == (1, 2)
+    for table in ("runs", "metrics"):
+        (new,) = (tmp_path / table).iterdir()
+        assert new.name.startswith("compacted-")
+    assert sorted(pd.read_parquet(tmp_path / "runs")["run_id"]) == ["r0", "r1"]
+    assert store.compact()["runs"] == (0, 0)  # today's lone file stays as it is
+
+
 def test_no_automatic_compaction_when_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv(COMPACT_PARTS_ENV, "0")
     store = ResultStore(tmp_path)
